@@ -83,8 +83,7 @@ class Workspace:
         real = Path(os.path.realpath(candidate))
         if real != self.root and self.root not in real.parents:
             raise WorkspaceError(
-                f"{field}: {relative!r} leads outside the workspace through a "
-                "symlink",
+                f"{field}: {relative!r} leads outside the workspace through a symlink",
                 field=field,
             )
         if real.exists() and not (real.is_file() or real.is_dir()):

@@ -156,7 +156,16 @@ class Domain(_Spec):
 class SqlObject(_Spec):
     """A view, function, trigger or other object carried as ordered SQL."""
 
-    kind: Literal["view", "materialized_view", "function", "trigger", "sequence"]
+    kind: Literal[
+        "view",
+        "materialized_view",
+        "function",
+        "trigger",
+        "sequence",
+        "aggregate",
+        "type",
+        "extension",
+    ]
     name: str
     create: str
     drop: str

@@ -1,0 +1,1 @@
+"""Hephaestus, the database engineer: DDL in, verified models and migrations out."""

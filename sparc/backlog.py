@@ -1,0 +1,1047 @@
+"""Task files and the backlog they form.
+
+A task is one YAML file `docs/backlog/{id}.yaml`; the file is the single source
+of truth for the task's state. The backlog is every task file of a workspace
+read as a dependency graph. This module is plain data: it reads, validates and
+updates task files and never imports the graph runtime.
+
+Example:
+    >>> backlog = Backlog.load(Path("docs/backlog"))
+    >>> [task_file.task.id for task_file in backlog.ready()]
+    ['DB-001', 'DB-004']
+    >>> set_status(backlog.get("DB-001").path, TaskStatus.IN_PROGRESS)
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any
+
+import structlog
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from sparc.errors import BacklogError, CycleError
+from sparc.workspace import write_text_atomic
+
+__all__ = [
+    "MAX_TASK_FILE_BYTES",
+    "MAX_TASK_FILE_DEPTH",
+    "Backlog",
+    "Priority",
+    "Task",
+    "TaskFile",
+    "TaskStatus",
+    "format_backlog",
+    "load_task",
+    "set_status",
+]
+
+log = structlog.get_logger(__name__)
+
+MAX_TASK_FILE_BYTES = 1024 * 1024
+MAX_TASK_FILE_DEPTH = 32
+# Aliases let a small file expand into a huge value; this bounds the expansion.
+_MAX_TASK_FILE_NODES = 100_000
+_MAX_ID_LENGTH = 64
+_TASK_SUFFIXES = (".yaml", ".yml")
+
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_PHASE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# Names Windows refuses as file names, whatever the extension.
+_RESERVED_FILE_NAMES = {"con", "prn", "aux", "nul"}
+_RESERVED_FILE_NAMES |= {f"{device}{n}" for device in ("com", "lpt") for n in range(10)}
+
+
+class TaskStatus(StrEnum):
+    """Where a task stands; the task file's `status` field."""
+
+    NEW = "NEW"
+    READY = "READY"
+    IN_PROGRESS = "IN_PROGRESS"
+    BLOCKED = "BLOCKED"
+    COMPLETE = "COMPLETE"
+
+
+class Priority(StrEnum):
+    """How urgent a task is; `rank` orders them, critical first."""
+
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """0 for critical up to 3 for low: sort ascending to get urgent first."""
+        return list(Priority).index(self)
+
+
+def _check_task_id(value: str) -> str:
+    if not _ID_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid task id; use letters, digits, '-', '_' "
+            "and '.', starting with a letter or digit (like DB-001)"
+        )
+    if len(value) > _MAX_ID_LENGTH:
+        raise ValueError(
+            f"{value!r} is longer than {_MAX_ID_LENGTH} characters; "
+            "use a shorter task id"
+        )
+    if value.endswith(".") or value.split(".")[0].lower() in _RESERVED_FILE_NAMES:
+        raise ValueError(
+            f"{value!r} cannot be a file name on every system; pick another task id"
+        )
+    return value
+
+
+def _check_phase_name(value: str) -> str:
+    if not _PHASE_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a phase name; use lowercase letters, digits and "
+            "'_' (like refinement)"
+        )
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a valid name; use letters, digits, '-', '_' and '.'"
+        )
+    return value
+
+
+def _check_not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+def _check_relative_path(value: str) -> str:
+    pure = PurePosixPath(value)
+    if not value.strip() or "\x00" in value or "\\" in value:
+        raise ValueError(
+            f"{value!r} is not a workspace path; use '/' separators, like "
+            "docs/specification.md"
+        )
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", value) or ".." in pure.parts:
+        raise ValueError(
+            f"{value!r} leaves the workspace; give a path relative to the "
+            "workspace root"
+        )
+    return value
+
+
+def _check_unique(values: tuple[str, ...]) -> tuple[str, ...]:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is listed twice; list it once")
+        seen.add(value)
+    return values
+
+
+TaskId = Annotated[str, AfterValidator(_check_task_id)]
+PhaseName = Annotated[str, AfterValidator(_check_phase_name)]
+WorkspacePath = Annotated[str, AfterValidator(_check_relative_path)]
+
+# The design names the field `schema`, which is also a deprecated classmethod of
+# BaseModel; the field deliberately replaces it on Task instances.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message='Field name "schema"', category=UserWarning
+    )
+
+    class Task(BaseModel):
+        """One task of the backlog, as its YAML file states it.
+
+        Unknown fields are refused so that a misspelt key is reported instead of
+        ignored. List fields are tuples, so a loaded task cannot be changed.
+        """
+
+        model_config = ConfigDict(frozen=True, extra="forbid")
+
+        id: TaskId
+        title: Annotated[str, AfterValidator(_check_not_blank)]
+        description: str = ""
+        specialist: Annotated[str, AfterValidator(_check_name)] | None = None
+        status: TaskStatus = TaskStatus.NEW
+        priority: Priority = Priority.MEDIUM
+        estimated_hours: float | None = Field(
+            default=None, ge=0, strict=True, allow_inf_nan=False
+        )
+        depends_on: tuple[TaskId, ...] = ()
+        references: tuple[WorkspacePath, ...] = ()
+        acceptance_criteria: tuple[str, ...] = ()
+        phases: tuple[PhaseName, ...] | None = None
+        schema: dict[str, Any] | None = None
+        blocked_reason: str | None = None
+        workflow: Annotated[str, AfterValidator(_check_name)] | None = None
+        require_approval: tuple[PhaseName, ...] | None = None
+
+        @field_validator("depends_on")
+        @classmethod
+        def _depends_on_others(
+            cls, value: tuple[str, ...], info: ValidationInfo
+        ) -> tuple[str, ...]:
+            own_id = info.data.get("id")
+            if own_id is not None and own_id in value:
+                raise ValueError(
+                    f"task {own_id} depends on itself; remove {own_id} from depends_on"
+                )
+            return _check_unique(value)
+
+        @field_validator("phases")
+        @classmethod
+        def _phases_not_empty(
+            cls, value: tuple[str, ...] | None
+        ) -> tuple[str, ...] | None:
+            if value is not None and not value:
+                raise ValueError(
+                    "must name at least one phase; leave it out to run every phase"
+                )
+            return value if value is None else _check_unique(value)
+
+        @field_validator("require_approval")
+        @classmethod
+        def _approvals_unique(
+            cls, value: tuple[str, ...] | None
+        ) -> tuple[str, ...] | None:
+            return value if value is None else _check_unique(value)
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """A task together with the file it was read from."""
+
+    path: Path
+    task: Task
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+
+@dataclass(frozen=True)
+class _ParsedFile:
+    task_file: TaskFile
+    root: MappingNode
+    data: dict[Any, Any]
+
+
+def load_task(path: Path) -> TaskFile:
+    """Read and validate one task file.
+
+    Args:
+        path: the task file; its name without the suffix must equal its `id`.
+
+    Returns:
+        The validated task and its path.
+
+    Raises:
+        BacklogError: the file cannot be read, is larger than 1 MiB, is not
+            valid YAML, nests deeper than 32 levels, is not a mapping, has a
+            field that is unknown or of the wrong kind, or its name differs
+            from its id. The one-line message names the file, and the line and
+            field where known.
+    """
+    return _parse_task(path, _read_text(path)).task_file
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if not path.is_file():
+            raise BacklogError(
+                "not a regular file; a task file must be a YAML file", paths=[path]
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_TASK_FILE_BYTES + 1)
+    except OSError as exc:
+        raise BacklogError(
+            f"cannot read the task file: {exc.strerror or exc}", paths=[path]
+        ) from exc
+
+    if len(data) > MAX_TASK_FILE_BYTES:
+        raise BacklogError(
+            "file is larger than 1 MiB; a task file must be smaller", paths=[path]
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BacklogError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8",
+            paths=[path],
+        ) from exc
+
+
+def _parse_task(path: Path, text: str) -> _ParsedFile:
+    root, data = _parse_yaml(path, text)
+    if root is None:
+        raise BacklogError(
+            "the file is empty; expected a mapping of task fields", paths=[path]
+        )
+    if not isinstance(root, MappingNode) or not isinstance(data, dict):
+        raise BacklogError(
+            f"expected a mapping of task fields, got {_yaml_kind(data)}",
+            paths=[path],
+            line=root.start_mark.line + 1,
+            column=root.start_mark.column + 1,
+        )
+
+    try:
+        task = Task.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(path, root, exc) from None
+
+    if path.stem != task.id:
+        id_node = _node_at(root, ("id",))
+        raise BacklogError(
+            f"file name {path.stem!r} differs from id {task.id!r}; rename the file "
+            f"to {task.id}{path.suffix} or change the id",
+            paths=[path],
+            field="id",
+            **_mark_of(id_node),
+        )
+    return _ParsedFile(TaskFile(path, task), root, data)
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Node | None, Any]:
+    try:
+        loader = _TaskFileLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(str(exc.problem or "").split())
+        if exc.context and exc.context_mark is not None:
+            context = " ".join(exc.context.split())
+            problem = f"{context} (line {exc.context_mark.line + 1}): {problem}"
+        raise BacklogError(
+            f"invalid YAML: {problem}",
+            paths=[path],
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        raise BacklogError(
+            f"invalid YAML: unacceptable character #x{exc.character:04x}; "
+            "remove it or write it as an escape in a double-quoted string",
+            paths=[path],
+            line=before.count("\n") + 1,
+            column=exc.position - (before.rfind("\n") + 1) + 1,
+        ) from None
+    except yaml.YAMLError as exc:
+        raise BacklogError(
+            f"invalid YAML: {' '.join(str(exc).split())}", paths=[path]
+        ) from None
+    return root, data
+
+
+class _TaskFileLoader(yaml.SafeLoader):
+    """A safe loader that refuses deep nesting, alias bombs and repeated keys."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._heights: dict[int, int] = {}
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
+        if self.check_event(yaml.AliasEvent):
+            self._check_alias(self.peek_event())
+            return super().compose_node(parent, index)
+
+        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nests:
+            self._depth += 1
+            if self._depth > MAX_TASK_FILE_DEPTH:
+                raise ComposerError(
+                    None,
+                    None,
+                    f"nesting deeper than {MAX_TASK_FILE_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            if nests:
+                self._depth -= 1
+
+        self._measure(node)
+        if isinstance(node, MappingNode):
+            _refuse_repeated_keys(node)
+        return node
+
+    def construct_object(self, node: Node, deep: bool = False) -> Any:
+        # Some tagged scalars (`!!int x`, an impossible date) fail with a plain
+        # exception that carries no position; give it the node's.
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark
+            ) from exc
+
+    def _check_alias(self, event: yaml.AliasEvent) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return
+        if id(target) not in self._heights:
+            raise ComposerError(
+                None,
+                None,
+                f"alias *{event.anchor} refers to a value that contains it",
+                event.start_mark,
+            )
+        if self._depth + self._heights[id(target)] > MAX_TASK_FILE_DEPTH:
+            raise ComposerError(
+                None,
+                None,
+                f"nesting deeper than {MAX_TASK_FILE_DEPTH} levels "
+                f"(through alias *{event.anchor})",
+                event.start_mark,
+            )
+
+    def _measure(self, node: Node) -> None:
+        if isinstance(node, SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        else:
+            children = []
+
+        height = 0
+        if not isinstance(node, ScalarNode):
+            height = 1 + max((self._heights[id(c)] for c in children), default=0)
+        size = 1 + sum(self._sizes[id(c)] for c in children)
+        if size > _MAX_TASK_FILE_NODES:
+            raise ComposerError(
+                None,
+                None,
+                f"the document expands to more than {_MAX_TASK_FILE_NODES} values "
+                "through aliases",
+                node.start_mark,
+            )
+        self._heights[id(node)] = height
+        self._sizes[id(node)] = size
+
+
+def _refuse_repeated_keys(node: MappingNode) -> None:
+    first_seen: dict[tuple[str, str], Node] = {}
+    for key, _value in node.value:
+        if not isinstance(key, ScalarNode):
+            continue
+        earlier = first_seen.setdefault((key.tag, key.value), key)
+        if earlier is not key:
+            raise ComposerError(
+                None,
+                None,
+                f"key {key.value!r} appears twice (first at line "
+                f"{earlier.start_mark.line + 1}); keep one",
+                key.start_mark,
+            )
+
+
+_TYPE_ERRORS = {
+    "string_type": "expected a string",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "tuple_type": "expected a list",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+}
+
+
+def _validation_error(
+    path: Path, root: MappingNode, exc: ValidationError
+) -> BacklogError:
+    errors = exc.errors(include_url=False)
+    error = errors[0]
+    loc = tuple(error["loc"])
+    field = _dotted(loc)
+    kind = error["type"]
+    given = error.get("input")
+    ctx = error.get("ctx") or {}
+
+    node = _node_at(root, loc)
+    if kind == "extra_forbidden":
+        node = _key_node_at(root, loc)
+        known = ", ".join(Task.model_fields)
+        text = f"unknown field {loc[-1]!r}; known fields are {known}"
+    elif kind == "invalid_key":
+        node = _key_node_at(root, loc)
+        known = ", ".join(Task.model_fields)
+        text = f"key {given!r} is not a field name; known fields are {known}"
+    elif kind == "missing":
+        text = f"{field}: required field is missing"
+    elif kind == "enum":
+        allowed = _allowed_values(loc)
+        text = f"{field}: expected one of {allowed}, got {_describe(given)}"
+    elif kind in _TYPE_ERRORS:
+        text = f"{field}: {_TYPE_ERRORS[kind]}, got {_describe(given)}"
+    elif kind == "greater_than_equal":
+        text = f"{field}: must be {ctx['ge']:g} or more, got {_describe(given)}"
+    elif kind == "finite_number":
+        text = f"{field}: must be a finite number, got {_describe(given)}"
+    elif kind == "value_error":
+        text = f"{field}: {ctx['error']}"
+    else:
+        text = f"{field}: {error['msg']}"
+    if len(errors) > 1:
+        text += f" (and {len(errors) - 1} more)"
+
+    return BacklogError(text, paths=[path], field=field, **_mark_of(node))
+
+
+def _allowed_values(loc: tuple[Any, ...]) -> str:
+    enum = TaskStatus if loc and loc[0] == "status" else Priority
+    return ", ".join(member.value for member in enum)
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list | dict) or value is None:
+        return _yaml_kind(value)
+    shown = repr(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return f"{_yaml_kind(value)} {shown}"
+
+
+def _node_at(root: Node, loc: Sequence[Any]) -> Node | None:
+    node: Node | None = root
+    for part in loc:
+        if isinstance(node, MappingNode):
+            node = next(
+                (
+                    value
+                    for key, value in node.value
+                    if isinstance(key, ScalarNode) and key.value == str(part)
+                ),
+                None,
+            )
+        elif isinstance(node, SequenceNode) and isinstance(part, int):
+            node = node.value[part] if part < len(node.value) else None
+        else:
+            return None
+    return node
+
+
+def _key_node_at(root: Node, loc: Sequence[Any]) -> Node | None:
+    parent = _node_at(root, loc[:-1])
+    if not isinstance(parent, MappingNode):
+        return None
+    for key, _value in parent.value:
+        if isinstance(key, ScalarNode) and key.value == str(loc[-1]):
+            return key
+    return None
+
+
+def _mark_of(node: Node | None) -> dict[str, int]:
+    if node is None:
+        return {}
+    return {"line": node.start_mark.line + 1, "column": node.start_mark.column + 1}
+
+
+class Backlog:
+    """Every task file of a backlog folder, checked as a dependency graph.
+
+    Constructing a backlog refuses duplicate ids, dependencies on tasks that do
+    not exist and dependency cycles, so a `Backlog` is always a valid graph.
+    """
+
+    def __init__(self, directory: Path, task_files: Iterable[TaskFile]) -> None:
+        """Check the tasks as a graph.
+
+        Args:
+            directory: the folder the tasks come from; named in messages.
+            task_files: the loaded task files, in the order to report errors.
+
+        Raises:
+            BacklogError: two files share an id (or ids differing only in letter
+                case), or a task depends on a task that does not exist.
+            CycleError: tasks depend on each other in a loop.
+        """
+        files = list(task_files)
+        self.directory = directory
+
+        _refuse_duplicate_ids(files)
+        self._by_id = {tf.task.id: tf for tf in sorted(files, key=lambda tf: tf.id)}
+        self._dependents: dict[str, list[str]] = {
+            task_id: [] for task_id in self._by_id
+        }
+        for task_file in files:
+            for dependency in task_file.task.depends_on:
+                if dependency not in self._by_id:
+                    raise BacklogError(
+                        f"depends_on: unknown task {dependency!r}; add "
+                        f"{directory / dependency}.yaml or remove it from depends_on",
+                        paths=[task_file.path],
+                        task_ids=[task_file.id, dependency],
+                        field="depends_on",
+                    )
+                self._dependents[dependency].append(task_file.id)
+        for dependents in self._dependents.values():
+            dependents.sort()
+
+        cycle = _find_cycle(self._by_id)
+        if cycle is not None:
+            loop = " -> ".join([*cycle, cycle[0]])
+            raise CycleError(
+                f"dependency cycle: {loop}; remove one of these dependencies",
+                paths=[self._by_id[task_id].path for task_id in cycle],
+                task_ids=cycle,
+            )
+
+    @classmethod
+    def load(cls, backlog_dir: Path) -> Backlog:
+        """Load every `*.yaml` and `*.yml` file of a folder.
+
+        Files are read in name order and the first invalid one raises, so the
+        same folder always gives the same error. Hidden files are skipped. A
+        folder that does not exist is an empty backlog.
+
+        Args:
+            backlog_dir: the backlog folder, usually `docs/backlog`.
+
+        Raises:
+            BacklogError: a file is invalid (see `load_task`) or the tasks do
+                not form a valid graph (see `Backlog`).
+        """
+        if not backlog_dir.exists():
+            log.debug("backlog_missing", path=str(backlog_dir))
+            return cls(backlog_dir, [])
+        if not backlog_dir.is_dir():
+            raise BacklogError(
+                "not a folder; the backlog must be a folder of task files",
+                paths=[backlog_dir],
+            )
+
+        paths = sorted(
+            path
+            for path in backlog_dir.iterdir()
+            if path.suffix in _TASK_SUFFIXES and not path.name.startswith(".")
+        )
+        backlog = cls(backlog_dir, [load_task(path) for path in paths])
+        log.debug("backlog_loaded", path=str(backlog_dir), tasks=len(paths))
+        return backlog
+
+    @property
+    def tasks(self) -> list[TaskFile]:
+        """Every task, in id order."""
+        return list(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._by_id
+
+    def get(self, task_id: str) -> TaskFile:
+        """Return the task with this id.
+
+        Raises:
+            BacklogError: no task has this id.
+        """
+        try:
+            return self._by_id[task_id]
+        except KeyError:
+            raise BacklogError(
+                f"unknown task {task_id!r}: no {task_id}.yaml or {task_id}.yml in "
+                f"{self.directory}; check the id with `sparc backlog`",
+                task_ids=[task_id],
+            ) from None
+
+    def ready(self) -> list[TaskFile]:
+        """Tasks that can start now, most urgent first, then by id.
+
+        A task is ready when its status is NEW or READY and every task it
+        depends on is COMPLETE.
+        """
+        ready = [tf for tf in self._by_id.values() if self._ready(tf)]
+        return sorted(ready, key=_urgency)
+
+    def is_ready(self, task_id: str) -> bool:
+        """Whether the task can start now (see `ready`)."""
+        return self._ready(self.get(task_id))
+
+    def blocked_by(self, task_id: str) -> list[str]:
+        """The ids of the task's dependencies that are not COMPLETE yet."""
+        return [
+            dependency
+            for dependency in self.get(task_id).task.depends_on
+            if self._by_id[dependency].task.status is not TaskStatus.COMPLETE
+        ]
+
+    def dependents(self, task_id: str) -> list[str]:
+        """The ids of the tasks that depend directly on this one, in id order."""
+        self.get(task_id)
+        return list(self._dependents[task_id])
+
+    def topological_order(self) -> list[str]:
+        """Every task id, each after the tasks it depends on.
+
+        Among tasks whose dependencies are all placed, the most urgent comes
+        first, then the smallest id, so the order is always the same.
+        """
+        waiting = {tid: len(tf.task.depends_on) for tid, tf in self._by_id.items()}
+        heap = [_urgency(self._by_id[tid]) for tid, n in waiting.items() if n == 0]
+        heapq.heapify(heap)
+
+        order: list[str] = []
+        while heap:
+            _rank, task_id = heapq.heappop(heap)
+            order.append(task_id)
+            for dependent in self._dependents[task_id]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    heapq.heappush(heap, _urgency(self._by_id[dependent]))
+        return order
+
+    def _ready(self, task_file: TaskFile) -> bool:
+        task = task_file.task
+        return task.status in (TaskStatus.NEW, TaskStatus.READY) and not any(
+            self._by_id[dependency].task.status is not TaskStatus.COMPLETE
+            for dependency in task.depends_on
+        )
+
+
+def _urgency(task_file: TaskFile) -> tuple[int, str]:
+    return (task_file.task.priority.rank, task_file.task.id)
+
+
+def _refuse_duplicate_ids(files: Sequence[TaskFile]) -> None:
+    groups: dict[str, list[TaskFile]] = {}
+    for task_file in files:
+        groups.setdefault(task_file.id.casefold(), []).append(task_file)
+
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        ids = sorted({tf.id for tf in group})
+        if len(ids) == 1:
+            message = f"duplicate task id {ids[0]!r}; keep one file per task"
+        else:
+            shown = " and ".join(repr(task_id) for task_id in ids)
+            message = (
+                f"task ids {shown} differ only in letter case, which some file "
+                "systems cannot tell apart; rename one"
+            )
+        raise BacklogError(
+            message, paths=[tf.path for tf in group], task_ids=[tf.id for tf in group]
+        )
+
+
+def _find_cycle(by_id: dict[str, TaskFile]) -> list[str] | None:
+    # Iterative depth-first search, so a long chain cannot hit the recursion
+    # limit; the loop found is rotated to start at its smallest id.
+    done: set[str] = set()
+    for start in sorted(by_id):
+        if start in done:
+            continue
+        path = [start]
+        on_path = {start}
+        stack = [iter(by_id[start].task.depends_on)]
+        while stack:
+            for dependency in stack[-1]:
+                if dependency in on_path:
+                    cycle = path[path.index(dependency) :]
+                    first = cycle.index(min(cycle))
+                    return cycle[first:] + cycle[:first]
+                if dependency not in done:
+                    path.append(dependency)
+                    on_path.add(dependency)
+                    stack.append(iter(by_id[dependency].task.depends_on))
+                    break
+            else:
+                stack.pop()
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+    return None
+
+
+def set_status(path: Path, status: TaskStatus, *, reason: str | None = None) -> None:
+    """Change a task file's status, leaving every other byte as it was.
+
+    The value of the top-level `status` key is replaced in place (the key is
+    appended when missing). With `reason`, the top-level `blocked_reason` is
+    set the same way to a double-quoted string. Nothing is removed: a reason
+    stays in the file when the task is later unblocked. The result is read back
+    and checked before the file is replaced atomically.
+
+    Args:
+        path: the task file.
+        status: the new status.
+        reason: why the task is blocked; written to `blocked_reason`.
+
+    Raises:
+        BacklogError: the file is not a valid task file, its `status` or
+            `blocked_reason` is not a plain or quoted scalar, or the edited file
+            would not read back as the same task with the new values. The file
+            is left untouched.
+    """
+    status = TaskStatus(status)
+    text = _read_text(path)
+    parsed = _parse_task(path, text)
+
+    values = {"status": status.value}
+    if reason is not None:
+        values["blocked_reason"] = _double_quoted(reason)
+    new_text = _with_top_level_values(path, text, parsed.root, values)
+
+    _check_update(path, parsed, new_text, status, reason)
+    changed = write_text_atomic(path, new_text)
+    log.info(
+        "task_status_set",
+        path=str(path),
+        task_id=parsed.task_file.id,
+        status=status.value,
+        changed=changed,
+    )
+
+
+def _with_top_level_values(
+    path: Path, text: str, root: MappingNode, values: dict[str, str]
+) -> str:
+    # Each edit is (start, end, replacement) in character offsets of `text`.
+    edits: list[tuple[int, int, str]] = []
+    missing: dict[str, str] = {}
+    for key, rendered in values.items():
+        pair = next(
+            (
+                (k, v)
+                for k, v in root.value
+                if isinstance(k, ScalarNode) and k.value == key
+            ),
+            None,
+        )
+        if pair is None:
+            missing[key] = rendered
+        else:
+            edits.append(_replace_value(path, text, key, *pair, rendered))
+    if missing:
+        edits.append(_append_entries(text, root, missing))
+
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def _replace_value(
+    path: Path, text: str, key: str, key_node: Node, value: Node, rendered: str
+) -> tuple[int, int, str]:
+    start, end = value.start_mark.index, value.end_mark.index
+    # An alias's node lives where its anchor is; editing it would change the
+    # anchored value instead of this key's.
+    in_place = start >= key_node.end_mark.index
+    if not (isinstance(value, ScalarNode) and value.style in (None, "'", '"')):
+        in_place = False
+    if not in_place:
+        raise BacklogError(
+            f"{key}: cannot rewrite this value in place; write it as a plain or "
+            "quoted value on the key's line",
+            paths=[path],
+            field=key,
+            **_mark_of(value),
+        )
+
+    if start == end and text[start - 1 : start] == ":":
+        rendered = " " + rendered
+    return (start, end, rendered)
+
+
+def _append_entries(
+    text: str, root: MappingNode, entries: dict[str, str]
+) -> tuple[int, int, str]:
+    if root.flow_style:
+        # `{id: A, title: B}`: add the entries after the last value, inside the
+        # braces, where a trailing comment cannot swallow them. A valid task
+        # has at least an id and a title, so there is a last value.
+        after = root.value[-1][1].end_mark.index
+        inserted = "".join(f", {key}: {value}" for key, value in entries.items())
+        return (after, after, inserted)
+
+    if "\r\n" in text:
+        newline = "\r\n"
+    elif "\r" in text:
+        newline = "\r"
+    else:
+        newline = "\n"
+    indent = " " * root.start_mark.column
+    lines = [f"{indent}{key}: {value}" for key, value in entries.items()]
+    if text.endswith(("\n", "\r")):
+        inserted = newline.join(lines) + newline
+    else:
+        inserted = newline + newline.join(lines)
+    return (len(text), len(text), inserted)
+
+
+def _double_quoted(value: str) -> str:
+    """Render `value` as a one-line YAML double-quoted string."""
+    parts = ['"']
+    for char in value:
+        code = ord(char)
+        if char in ('"', "\\"):
+            parts.append("\\" + char)
+        elif char == "\n":
+            parts.append("\\n")
+        elif char == "\t":
+            parts.append("\\t")
+        elif char == "\r":
+            parts.append("\\r")
+        elif 0x20 <= code <= 0x7E or _yaml_printable_inline(code):
+            parts.append(char)
+        elif code <= 0xFFFF:
+            parts.append(f"\\u{code:04X}")
+        else:
+            parts.append(f"\\U{code:08X}")
+    parts.append('"')
+    return "".join(parts)
+
+
+def _yaml_printable_inline(code: int) -> bool:
+    # Printable for YAML and not a line break (U+2028, U+2029) or a byte order
+    # mark, which readers may drop.
+    if code in (0x2028, 0x2029, 0xFEFF):
+        return False
+    return 0xA0 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or code >= 0x10000
+
+
+def _check_update(
+    path: Path,
+    before: _ParsedFile,
+    new_text: str,
+    status: TaskStatus,
+    reason: str | None,
+) -> None:
+    try:
+        after = _parse_task(path, new_text)
+    except BacklogError as exc:
+        raise BacklogError(
+            f"could not set status {status.value} in place; the edited file would "
+            f"not load: {exc.message}",
+            paths=[path],
+        ) from exc
+
+    edited = {"status", "blocked_reason"} if reason is not None else {"status"}
+    kept_before = {k: v for k, v in before.data.items() if k not in edited}
+    kept_after = {k: v for k, v in after.data.items() if k not in edited}
+    problems = []
+    if not _same(kept_before, kept_after):
+        problems.append("other fields changed")
+    if after.task_file.task.status is not status:
+        problems.append(f"status reads back as {after.task_file.task.status.value}")
+    if reason is not None and after.task_file.task.blocked_reason != reason:
+        problems.append("blocked_reason reads back differently")
+    if problems:
+        raise BacklogError(
+            f"could not set status {status.value} in place: {'; '.join(problems)}; "
+            "edit the file by hand",
+            paths=[path],
+        )
+
+
+def _same(left: Any, right: Any) -> bool:
+    # NaN is not equal to itself, yet two readings of `.nan` are the same value.
+    if isinstance(left, float) and isinstance(right, float):
+        return left == right or (math.isnan(left) and math.isnan(right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return list(left) == list(right) and all(
+            _same(left[key], right[key]) for key in left
+        )
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_same, left, right))
+    return type(left) is type(right) and left == right
+
+
+def format_backlog(backlog: Backlog) -> str:
+    """Render the backlog as a plain text table for `sparc backlog`.
+
+    One row per task in id order (id, status, priority, title, dependencies),
+    a blocked task's reason on an indented line below its row, then a line
+    listing the ready tasks in the order they would be picked. The text ends
+    with a newline.
+    """
+    header = ("ID", "STATUS", "PRIORITY", "TITLE", "DEPENDS ON")
+    rows = [
+        (
+            task.id,
+            task.status.value,
+            task.priority.value,
+            " ".join(task.title.split()),
+            ", ".join(task.depends_on) or "-",
+        )
+        for task in (tf.task for tf in backlog.tasks)
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def render(row: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) for cell, width in zip(row, widths, strict=True)
+        ).rstrip()
+
+    lines = [render(header)]
+    for task_file, row in zip(backlog.tasks, rows, strict=True):
+        lines.append(render(row))
+        task = task_file.task
+        if task.status is TaskStatus.BLOCKED and task.blocked_reason:
+            lines.append(f"    blocked: {' '.join(task.blocked_reason.split())}")
+    if not rows:
+        lines.append(f"(no tasks in {backlog.directory})")
+
+    ready = ", ".join(tf.id for tf in backlog.ready()) or "none"
+    lines.append(f"ready: {ready}")
+    return "\n".join(lines) + "\n"

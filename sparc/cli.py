@@ -1,0 +1,172 @@
+"""The `sparc` command line. It alone configures logging and speaks to the user."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import structlog
+
+from sparc.errors import SparcError
+
+EXIT_DONE, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
+
+
+def configure_logging(level: int, log_format: str) -> None:
+    """Console lines on stderr, or JSON lines for log shippers."""
+    renderer: structlog.types.Processor
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+class _SparcGroup(click.Group):
+    """Turns sparc's own errors into one line on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SparcError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_SparcGroup)
+@click.option(
+    "-C",
+    "--workspace",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The workspace folder.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="How log events are written to stderr.",
+)
+@click.option(
+    "-v", "--verbose", count=True, help="More log events (-v info, -vv debug)."
+)
+@click.version_option(package_name="sparc")
+@click.pass_context
+def main(ctx: click.Context, workspace: Path, log_format: str, verbose: int) -> None:
+    """Run the SPARC method over a backlog of task files."""
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    configure_logging(level, log_format)
+    ctx.obj = workspace
+
+
+@main.command()
+@click.argument(
+    "folder", required=False, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option("--project", help="Python package name of the project (src/<project>).")
+@click.option(
+    "--identity",
+    metavar="'NAME <EMAIL>'",
+    help="Commit identity for sparc, written to .sparc/config.yaml.",
+)
+@click.pass_obj
+def init(
+    workspace: Path, folder: Path | None, project: str | None, identity: str | None
+) -> None:
+    """Lay down a workspace and make it a git repository."""
+    from sparc.init import init_workspace
+
+    result = init_workspace(folder or workspace, project=project, identity=identity)
+    for path in result.created:
+        click.echo(f"created {path}")
+    if result.commit:
+        click.echo(f"committed {result.commit[:10]}")
+    click.echo(f"workspace ready: {result.root}")
+
+
+@main.command()
+@click.pass_obj
+def backlog(workspace: Path) -> None:
+    """Show tasks, their status and the ready set."""
+    from sparc.backlog import Backlog, format_backlog
+    from sparc.workspace import Workspace
+
+    ws = Workspace.at(workspace)
+    click.echo(format_backlog(Backlog.load(ws.backlog_dir)), nl=False)
+
+
+@main.command()
+@click.argument("task_id")
+@click.pass_context
+def run(ctx: click.Context, task_id: str) -> None:
+    """Run one task through its phases."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = runner.run(task_id)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(EXIT_DONE if outcome.complete else EXIT_BLOCKED)
+
+
+@main.command()
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JSON report of every task run to this file.",
+)
+@click.pass_context
+def batch(ctx: click.Context, report: Path | None) -> None:
+    """Run every ready task until none is left."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcomes = runner.batch(on_finish=lambda o: click.echo(_outcome_line(o)))
+
+    complete = sum(o.complete for o in outcomes)
+    blocked = len(outcomes) - complete
+    click.echo(f"{len(outcomes)} tasks run: {complete} COMPLETE, {blocked} BLOCKED")
+    if report:
+        document = {"tasks": [o.as_dict() for o in outcomes]}
+        report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    ctx.exit(EXIT_BLOCKED if blocked else EXIT_DONE)
+
+
+@main.command()
+@click.pass_obj
+def personas(workspace: Path) -> None:
+    """Print which persona owns and which reviews each phase."""
+    from sparc.personas import format_ownership_matrix
+    from sparc.runner import personas_for
+    from sparc.workspace import Workspace
+
+    registry = personas_for(Workspace.at(workspace))
+    click.echo(format_ownership_matrix(registry), nl=False)
+
+
+def _outcome_line(outcome: object) -> str:
+    from sparc.runner import RunOutcome
+
+    assert isinstance(outcome, RunOutcome)
+    if outcome.complete:
+        owners = sorted(
+            {r["persona"] for r in outcome.record if r["role"] == "primary"}
+        )
+        commit = outcome.commit[:10] if outcome.commit else "no commit"
+        return f"{outcome.task_id} COMPLETE {commit} ({', '.join(owners)})"
+    return f"{outcome.task_id} BLOCKED: {outcome.reason}"

@@ -1,0 +1,152 @@
+"""`sparc init`: lay down a workspace from the templates and make it a repository."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+import structlog
+import yaml
+
+from sparc import gitops
+from sparc.config import CONFIG_FILE, load_config, project_name_for
+from sparc.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+_IDENTITY = re.compile(r"^\s*(?P<name>[^<>\n]+?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>\s*$")
+_SKIPPED = {"__init__.py", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class InitResult:
+    root: Path
+    created: list[str] = field(default_factory=list)
+    commit: str | None = None
+
+
+def init_workspace(
+    folder: Path, *, project: str | None = None, identity: str | None = None
+) -> InitResult:
+    """Lay down the workspace templates in `folder` without overwriting anything.
+
+    A folder that is not a git repository becomes one, with a first commit of
+    everything in it; in an existing repository only the laid-down files are
+    committed.
+
+    Raises:
+        ConfigError: the project name or identity is invalid, or no commit
+            identity can be found.
+    """
+    root = folder.expanduser().resolve()
+    existing = load_config(root) if (root / CONFIG_FILE).is_file() else None
+    name = project or (existing.project if existing else project_name_for(root))
+    parsed_identity = _parse_identity(identity) if identity else None
+
+    # everything is checked before the first file is written
+    _check_project_name(name)
+    root.mkdir(parents=True, exist_ok=True)
+    new_repo = not (root / ".git").exists()
+    configured = parsed_identity or (
+        gitops.Identity(existing.git.identity.name, existing.git.identity.email)
+        if existing and existing.git.identity
+        else None
+    )
+
+    created = _lay_templates(root, name)
+    if parsed_identity:
+        _write_identity(root, parsed_identity)
+        if CONFIG_FILE not in created:
+            created.append(CONFIG_FILE)
+
+    repo = gitops.init_repository(root) if new_repo else gitops.open_repository(root)
+    try:
+        who = gitops.resolve_identity(repo, configured)
+    except ConfigError:
+        log.warning("init_not_committed", reason="no git identity")
+        return InitResult(root=root, created=created)
+    paths = _all_files(repo) if new_repo else created
+    commit = gitops.commit_paths(
+        repo,
+        paths,
+        message="chore: lay down the sparc workspace",
+        identity=who,
+        trailers={"Agent": "sparc init"},
+    )
+    return InitResult(root=root, created=created, commit=commit)
+
+
+def _check_project_name(name: str) -> None:
+    from pydantic import ValidationError
+
+    from sparc.config import SparcConfig
+
+    try:
+        SparcConfig(project=name)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"project: {name!r} {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
+            field="project",
+        ) from None
+
+
+def _lay_templates(root: Path, project: str) -> list[str]:
+    created: list[str] = []
+    template_root = files("sparc.workspace_templates")
+    for source, relative in sorted(_walk(template_root, ""), key=lambda p: p[1]):
+        target_rel = relative.replace("__project__", project)
+        target_rel = "/".join(
+            "." + part.removeprefix("dot-") if part.startswith("dot-") else part
+            for part in target_rel.split("/")
+        )
+        target = root / target_rel
+        if target.exists():
+            continue
+        text = Template(source.read_text(encoding="utf-8")).safe_substitute(
+            project=project
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        created.append(target_rel)
+    return created
+
+
+def _walk(node: object, prefix: str) -> list[tuple[object, str]]:
+    found: list[tuple[object, str]] = []
+    for child in node.iterdir():  # type: ignore[attr-defined]
+        if child.name in _SKIPPED or child.name.endswith(".pyc"):
+            continue
+        relative = f"{prefix}{child.name}"
+        if child.is_dir():
+            found.extend(_walk(child, relative + "/"))
+        else:
+            found.append((child, relative))
+    return found
+
+
+def _parse_identity(value: str) -> gitops.Identity:
+    match = _IDENTITY.match(value)
+    if not match:
+        raise ConfigError(
+            f"--identity: {value!r} is not of the form 'Name <email@host>'",
+            field="identity",
+        )
+    return gitops.Identity(match["name"], match["email"])
+
+
+def _write_identity(root: Path, identity: gitops.Identity) -> None:
+    path = root / CONFIG_FILE
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.setdefault("git", {})["identity"] = {
+        "name": identity.name,
+        "email": identity.email,
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+
+
+def _all_files(repo: object) -> list[str]:
+    output = repo.git.ls_files("--others", "--cached", "--exclude-standard")  # type: ignore[attr-defined]
+    return [line for line in output.splitlines() if line]

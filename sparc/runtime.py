@@ -1,0 +1,142 @@
+"""What a task run works with: the workspace, its settings, personas and engines.
+
+The runtime owns the run's effects on the workspace: writing deliverables,
+editing the task file, committing, and undoing a run that ends blocked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from sparc import gitops
+from sparc.backlog import TaskFile, TaskStatus, load_task, set_status
+from sparc.errors import BacklogError
+
+if TYPE_CHECKING:
+    from git import Repo
+
+    from sparc.config import SparcConfig
+    from sparc.engines import EngineRegistry
+    from sparc.personas import PersonaRegistry
+    from sparc.workflow import Workflow
+    from sparc.workspace import Workspace
+
+log = structlog.get_logger(__name__)
+
+# Commit scope by the task's specialist: conventional-commit style.
+_COMMIT_SCOPES = {"database-engineer": "db", "python-engineer": "app"}
+
+
+@dataclass
+class Runtime:
+    workspace: Workspace
+    config: SparcConfig
+    personas: PersonaRegistry
+    engines: EngineRegistry
+    workflow: Workflow
+    repo: Repo
+    identity: gitops.Identity
+
+    def task(self, task_id: str) -> TaskFile:
+        """The task as its file says now (the file is the single source of truth)."""
+        path = self.workspace.backlog_dir / f"{task_id}.yaml"
+        if not path.is_file():
+            raise BacklogError(
+                f"no task file for {task_id}",
+                paths=[self.workspace.relative(path)],
+                task_ids=[task_id],
+            )
+        return load_task(path)
+
+    def set_status(
+        self, task_file: TaskFile, status: TaskStatus, *, reason: str | None = None
+    ) -> None:
+        if task_file.task.status == status and reason is None:
+            return
+        set_status(task_file.path, status, reason=reason)
+        log.info("task_status_set", task_id=task_file.task.id, status=status.value)
+
+    def write_files(
+        self, files: Mapping[str, str], *, already: Sequence[str] = ()
+    ) -> list[str]:
+        """Write deliverables atomically; refuse to overwrite a user's edit.
+
+        A file whose content is already what the engine produced is left alone,
+        which makes a replayed phase harmless.
+        """
+        targets = {
+            rel: self.workspace.resolve(rel, field="deliverable") for rel in files
+        }
+        changing = [
+            rel
+            for rel, path in targets.items()
+            if not (path.is_file() and path.read_text(encoding="utf-8") == files[rel])
+        ]
+        gitops.check_clean(self.repo, [rel for rel in changing if rel not in already])
+
+        for rel in sorted(changing):
+            self.workspace.write_text(rel, files[rel], field="deliverable")
+            log.debug("file_written", path=rel)
+        return sorted(files)
+
+    def commit_run(
+        self,
+        task_file: TaskFile,
+        *,
+        run_id: str,
+        written: Sequence[str],
+        record: Sequence[Mapping[str, str]],
+    ) -> str | None:
+        """Mark the task COMPLETE and commit it with what the run wrote, once."""
+        task = task_file.task
+        existing = gitops.find_task_commit(self.repo, task.id, run_id=run_id)
+        if existing:
+            log.info("commit_exists", task_id=task.id, commit=existing)
+            return existing
+
+        self.set_status(task_file, TaskStatus.COMPLETE)
+        producers = [r for r in record if r.get("role") == "primary"]
+        phases = list(dict.fromkeys(r["phase"] for r in producers))
+        agents = list(dict.fromkeys(r["persona"] for r in producers))
+        scope = _COMMIT_SCOPES.get(task.specialist or "", "sparc")
+        message = gitops.conventional_message("feat", scope, task.title)
+        paths = [*written, self.workspace.relative(task_file.path)]
+        try:
+            sha = gitops.commit_paths(
+                self.repo,
+                list(dict.fromkeys(paths)),
+                message=message,
+                identity=self.identity,
+                trailers={
+                    "Task": task.id,
+                    "Phase": ", ".join(phases),
+                    "Agent": ", ".join(agents),
+                    "Run": run_id,
+                },
+                lock_timeout=self.config.git.lock_timeout,
+            )
+        except BaseException:
+            set_status(task_file.path, task.status)
+            raise
+        log.info("task_committed", task_id=task.id, commit=sha, files=len(paths))
+        return sha
+
+    def abandon_run(
+        self, task_file: TaskFile, *, written: Sequence[str], reason: str
+    ) -> None:
+        """Put back what the run wrote and mark the task BLOCKED with the reason."""
+        tracked = (
+            set(self.repo.git.ls_files("--", *written).splitlines())
+            if written
+            else set()
+        )
+        for rel in written:
+            if rel in tracked:
+                self.repo.git.checkout("HEAD", "--", rel)
+            else:
+                (self.workspace.root / rel).unlink(missing_ok=True)
+        set_status(task_file.path, TaskStatus.BLOCKED, reason=reason)

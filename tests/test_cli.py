@@ -1,0 +1,123 @@
+"""The command line: exit codes, one-line errors, and an untouched workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sparc.cli import main
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (git objects included) with its bytes."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def workspace(shop_workspace: Path) -> Path:
+    code, out, err = invoke("init", str(shop_workspace))
+    assert code == 0, err
+    return shop_workspace
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", ["batch", "backlog", "run"])
+def test_malformed_yaml_is_exit_2_naming_the_file(workspace: Path, command: str) -> None:
+    """A task file that is not YAML stops every command before any work."""
+    _write(workspace / "docs/backlog/DB-002.yaml", "id: DB-002\ntitle: [unclosed\n")
+    before = snapshot(workspace)
+
+    args = ["-C", str(workspace), command] + (["DB-001"] if command == "run" else [])
+    code, out, err = invoke(*args)
+
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: docs/backlog/DB-002.yaml:") or (
+        "DB-002.yaml:" in lines[0]
+    )
+    assert snapshot(workspace) == before
+
+
+def test_dependency_cycle_is_exit_2_naming_every_file(workspace: Path) -> None:
+    """A cycle names each task in it and each file."""
+    path = workspace / "docs/backlog/DB-001.yaml"
+    _write(path, path.read_text().replace("depends_on: []", "depends_on: [DB-003]"))
+    before = snapshot(workspace)
+
+    code, out, err = invoke("-C", str(workspace), "batch")
+
+    assert code == 2
+    line = err.strip()
+    assert "\n" not in line
+    assert "cycle" in line
+    for task_id in ("DB-001", "DB-002", "DB-003"):
+        assert f"{task_id}.yaml" in line
+    assert snapshot(workspace) == before
+
+
+def test_unknown_dependency_is_exit_2_naming_the_file(workspace: Path) -> None:
+    """A dependency on a task that does not exist names the file and the id."""
+    path = workspace / "docs/backlog/DB-002.yaml"
+    _write(path, path.read_text().replace("[DB-001]", "[DB-404]"))
+    before = snapshot(workspace)
+
+    code, out, err = invoke("-C", str(workspace), "batch")
+
+    assert code == 2
+    line = err.strip()
+    assert "\n" not in line
+    assert "DB-002.yaml" in line and "DB-404" in line
+    assert snapshot(workspace) == before
+
+
+def test_personas_prints_hephaestus_as_the_card_says() -> None:
+    """Primary in Refinement, support in four phases, nothing in Planning."""
+    code, out, err = invoke("personas")
+
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "hephaestus" in line.lower())
+    header = next(line for line in out.splitlines() if "Refinement" in line)
+    cells = {}
+    for phase in (
+        "Specification",
+        "Pseudocode",
+        "Architecture",
+        "Planning",
+        "Refinement",
+        "Completion",
+    ):
+        start = header.index(phase)
+        cells[phase] = row[start : start + len(phase)].strip().lower()
+    assert cells["Refinement"].startswith("p")
+    for phase in ("Specification", "Pseudocode", "Architecture", "Completion"):
+        assert cells[phase].startswith("s"), (phase, row)
+    assert cells["Planning"] == ""
+
+
+def test_run_of_unknown_task_is_exit_2(workspace: Path) -> None:
+    code, out, err = invoke("-C", str(workspace), "run", "DB-999")
+    assert code == 2
+    assert "DB-999" in err
+
+
+def test_init_refuses_a_bad_project_name(tmp_path: Path) -> None:
+    """Nothing is laid down when the project name is not a package name."""
+    code, out, err = invoke("init", str(tmp_path / "w"), "--project", "class")
+    assert code == 2
+    assert "project" in err
+    assert not (tmp_path / "w" / ".sparc").exists()

@@ -1,0 +1,120 @@
+"""The SPARC graph: routing by persona cards, gates, and the run's own record."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparc.backlog import load_task
+from sparc.engines import EngineRegistry, Finding, Review, WorkContext, WorkResult
+from sparc.init import init_workspace
+from sparc.runner import Runner
+
+PHASES = (
+    "specification",
+    "pseudocode",
+    "architecture",
+    "planning",
+    "refinement",
+    "completion",
+)
+
+
+def _all_phases(workspace: Path, task_id: str) -> None:
+    """Let a shop task run through every phase instead of Refinement only."""
+    path = workspace / "docs/backlog" / f"{task_id}.yaml"
+    path.write_text(path.read_text().replace("phases: [refinement]\n", ""))
+
+
+@pytest.fixture
+def workspace(shop_workspace: Path) -> Path:
+    init_workspace(shop_workspace)
+    return shop_workspace
+
+
+def test_hephaestus_roles_from_the_runs_own_record(workspace: Path) -> None:
+    """Owner only in Refinement, reviewer in the four support phases, never in Planning."""
+    _all_phases(workspace, "DB-001")
+
+    with Runner.open(workspace) as runner:
+        outcome = runner.run("DB-001")
+
+    assert outcome.complete, outcome.reason
+    hephaestus = [r for r in outcome.record if r["persona"] == "hephaestus"]
+    owned = {r["phase"] for r in hephaestus if r["role"] == "primary"}
+    reviewed = {r["phase"] for r in hephaestus if r["role"] == "support"}
+    assert owned == {"refinement"}
+    assert reviewed == {"specification", "pseudocode", "architecture", "completion"}
+    assert all(r["phase"] != "planning" for r in hephaestus)
+
+    # every phase ran, in SPARC order, each with one primary
+    primaries = [r["phase"] for r in outcome.record if r["role"] == "primary"]
+    assert primaries == list(PHASES)
+
+    # the record written to .sparc/runs says the same
+    saved = yaml.safe_load((workspace / ".sparc/runs/DB-001.json").read_text())
+    assert saved["record"] == outcome.record
+
+
+class _AlwaysRevise:
+    """A reviewer that never approves."""
+
+    def work(self, context: WorkContext) -> WorkResult:
+        return WorkResult()
+
+    def review(self, context: WorkContext) -> Review:
+        return Review(
+            verdict="revise",
+            findings=(
+                Finding(
+                    code="QA001",
+                    severity="error",
+                    message="money stored in a FLOAT column",
+                    category="wrong-data-type",
+                ),
+            ),
+        )
+
+
+def test_revise_rounds_are_bounded_and_end_blocked(workspace: Path) -> None:
+    """A phase never approved ends BLOCKED with the reason in the task file."""
+    engines = EngineRegistry.default()
+    engines.use("quality-engineer", _AlwaysRevise())
+
+    with Runner.open(workspace, engines=engines) as runner:
+        outcome = runner.run("DB-001")
+
+    assert outcome.status == "BLOCKED"
+    work_rounds = [
+        r for r in outcome.record if r["phase"] == "refinement" and r["role"] == "primary"
+    ]
+    assert len(work_rounds) == 3  # the first round and two revisions
+    task = load_task(workspace / "docs/backlog/DB-001.yaml").task
+    assert task.status == "BLOCKED"
+    assert "money stored in a FLOAT column" in (task.blocked_reason or "")
+    # nothing the run wrote is left behind
+    assert not (workspace / "src/shop/db/models.py").exists()
+    assert not list((workspace / "alembic/versions").glob("*.py"))
+
+
+def test_a_complete_task_commits_once_with_trailers(workspace: Path) -> None:
+    """One commit per task run, holding the run's files and the task file."""
+    import git
+
+    with Runner.open(workspace) as runner:
+        outcome = runner.run("DB-001")
+    assert outcome.complete, outcome.reason
+
+    repo = git.Repo(workspace)
+    head = repo.head.commit
+    assert head.hexsha == outcome.commit
+    assert "Task: DB-001" in head.message
+    assert "Agent: hephaestus" in head.message
+    assert "Phase: refinement" in head.message
+    assert head.message.startswith("feat(db): ")
+    files = set(head.stats.files)
+    assert "docs/backlog/DB-001.yaml" in files
+    assert "src/shop/db/models.py" in files
+    assert repo.is_dirty(untracked_files=True) is False

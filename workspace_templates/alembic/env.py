@@ -1,0 +1,107 @@
+"""Alembic environment of ${project}, laid down by `sparc init`.
+
+The target metadata is the canonical schema in `src/${project}/db/models.py`,
+loaded by file path so this works from any current directory. The database URL
+comes from a connection handed over by a program (sparc's verifier), else from
+the DATABASE_URL environment variable, else from alembic.ini.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from alembic import context
+from sqlalchemy import MetaData, engine_from_config, pool
+from sqlalchemy.engine import Connection, make_url
+
+MODELS_PATH = Path(__file__).resolve().parent.parent / "src" / "${project}" / "db" / "models.py"
+
+config = context.config
+
+if config.config_file_name is not None and not config.attributes.get("connection"):
+    from logging.config import fileConfig
+
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+
+def load_target_metadata(path: Path) -> MetaData:
+    """Import models.py under a private module name and return its metadata."""
+    name = "_alembic_models_${project}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load the models from {path}")
+    module = importlib.util.module_from_spec(spec)
+    # declarative resolves annotations through sys.modules while classes build
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        # configure while every class is alive, so no registry stays pending
+        module.Base.registry.configure()
+    finally:
+        sys.modules.pop(name, None)
+    return module.Base.metadata
+
+
+target_metadata = config.attributes.get("target_metadata") or load_target_metadata(
+    MODELS_PATH
+)
+
+
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("set DATABASE_URL or sqlalchemy.url in alembic.ini")
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def configure_options(dialect_name: str) -> dict[str, object]:
+    return {
+        "target_metadata": target_metadata,
+        "compare_type": True,
+        "compare_server_default": True,
+        # SQLite cannot ALTER constraints or columns in place: recreate tables
+        "render_as_batch": dialect_name == "sqlite",
+    }
+
+
+def run_migrations_offline() -> None:
+    url = database_url()
+    context.configure(
+        url=url,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        **configure_options(make_url(url).get_backend_name()),
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_on(connection: Connection) -> None:
+    context.configure(connection=connection, **configure_options(connection.dialect.name))
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_on(connection)
+        return
+    engine = engine_from_config(
+        {"sqlalchemy.url": database_url()}, prefix="sqlalchemy.", poolclass=pool.NullPool
+    )
+    with engine.connect() as connection:
+        run_on(connection)
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
