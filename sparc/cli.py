@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import structlog
 
-from sparc.errors import SparcError
+from sparc.errors import SparcError, paths_relative_to
 
 EXIT_DONE, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 
@@ -72,6 +72,7 @@ def main(ctx: click.Context, workspace: Path, log_format: str, verbose: int) -> 
     """Run the SPARC method over a backlog of task files."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     configure_logging(level, log_format)
+    ctx.with_resource(paths_relative_to(workspace))
     ctx.obj = workspace
 
 

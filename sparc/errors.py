@@ -19,8 +19,35 @@ work that could not be completed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+
+# Messages name files relative to this folder (the workspace) when it is set.
+_display_root: ContextVar[Path | None] = ContextVar("sparc_display_root", default=None)
+
+
+@contextmanager
+def paths_relative_to(root: Path) -> Iterator[None]:
+    """Within the block, error messages name files relative to `root`."""
+    token = _display_root.set(root.resolve())
+    try:
+        yield
+    finally:
+        _display_root.reset(token)
+
+
+def display_path(path: Path | str) -> str:
+    """How an error message names a file."""
+    root = _display_root.get()
+    candidate = Path(path)
+    if root is not None and candidate.is_absolute():
+        try:
+            return candidate.resolve().relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(candidate)
 
 
 class SparcError(Exception):
@@ -74,7 +101,7 @@ class BacklogError(InputError):
         self.task_ids = list(task_ids)
         first = self.paths[0] if len(self.paths) == 1 else None
         if len(self.paths) > 1:
-            message = f"{message} ({', '.join(str(p) for p in self.paths)})"
+            message = f"{message} ({', '.join(display_path(p) for p in self.paths)})"
         super().__init__(message, path=first, line=line, column=column, field=field)
 
 
@@ -130,7 +157,7 @@ def _located(
 ) -> str:
     if path is None:
         return message
-    where = str(path)
+    where = display_path(path)
     if line is not None:
         where += f":{line}"
         if column is not None:

@@ -18,7 +18,10 @@ from sparc.errors import ConfigError
 log = structlog.get_logger(__name__)
 
 _IDENTITY = re.compile(r"^\s*(?P<name>[^<>\n]+?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>\s*$")
-_SKIPPED = {"__init__.py", "__pycache__"}
+# the template folder is a package only so that it installs; its marker is not
+# part of a workspace
+_SKIPPED_AT_TOP = {"__init__.py"}
+_SKIPPED = {"__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ def _walk(node: object, prefix: str) -> list[tuple[object, str]]:
     found: list[tuple[object, str]] = []
     for child in node.iterdir():  # type: ignore[attr-defined]
         if child.name in _SKIPPED or child.name.endswith(".pyc"):
+            continue
+        if not prefix and child.name in _SKIPPED_AT_TOP:
             continue
         relative = f"{prefix}{child.name}"
         if child.is_dir():

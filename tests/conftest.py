@@ -161,3 +161,12 @@ def shop_workspace(tmp_path: Path) -> Path:
     target = tmp_path / "shop"
     shutil.copytree(EXAMPLES / "shop", target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """The CLI configures structlog; later tests start from the library defaults."""
+    yield
+    import structlog
+
+    structlog.reset_defaults()

@@ -85,7 +85,9 @@ def _shop_core_tables() -> list[Table]:
                 ref_columns=["id"],
                 on_delete="CASCADE",
             ),
-            ForeignKey(columns=["product_id"], ref_table="products", ref_columns=["id"]),
+            ForeignKey(
+                columns=["product_id"], ref_table="products", ref_columns=["id"]
+            ),
         ],
         check_constraints=[CheckConstraint(expression="quantity > 0")],
     )
@@ -128,7 +130,7 @@ def shop_step(step: int) -> SchemaSpec:
     if step >= 2:
         tables.append(_auth_tokens())
     if step >= 3:
-        users, products, orders = tables[0], tables[1], tables[2]
+        users, orders = tables[0], tables[2]
         users = users.model_copy(
             update={
                 "columns": [
@@ -140,7 +142,9 @@ def shop_step(step: int) -> SchemaSpec:
                         name="idx_users_created_at",
                         elements=[IndexElement(column="created_at")],
                     ),
-                    Index(name="idx_users_email", elements=[IndexElement(column="email")]),
+                    Index(
+                        name="idx_users_email", elements=[IndexElement(column="email")]
+                    ),
                     Index(
                         name="idx_active_users",
                         elements=[IndexElement(column="id")],
@@ -169,7 +173,9 @@ def shop_step(step: int) -> SchemaSpec:
 def ticket_enum() -> SchemaSpec:
     """Case 01: a native enum with a literal default."""
     return SchemaSpec(
-        enums=[EnumType(name="ticket_status", values=["open", "in_progress", "closed"])],
+        enums=[
+            EnumType(name="ticket_status", values=["open", "in_progress", "closed"])
+        ],
         tables=[
             Table(
                 name="ticket",
@@ -213,7 +219,8 @@ def meter_reading() -> SchemaSpec:
                 primary_key=PrimaryKey(columns=["id"]),
                 check_constraints=[
                     CheckConstraint(
-                        name="ck_meter_reading_kwh_nonneg", expression="reading_kwh >= 0"
+                        name="ck_meter_reading_kwh_nonneg",
+                        expression="reading_kwh >= 0",
                     ),
                     CheckConstraint(expression="quality >= 1 AND quality <= 5"),
                 ],
@@ -230,7 +237,11 @@ def vehicle_listing() -> SchemaSpec:
                 name="vehicle_listing",
                 columns=[
                     Column(name="id", type=INTEGER, nullable=False),
-                    Column(name="vin", type=ColumnType(kind="char", length=17), nullable=False),
+                    Column(
+                        name="vin",
+                        type=ColumnType(kind="char", length=17),
+                        nullable=False,
+                    ),
                     Column(
                         name="is_active",
                         type=ColumnType(kind="boolean"),
@@ -314,7 +325,9 @@ def residents() -> SchemaSpec:
                     Column(name="permit_id", type=INTEGER, nullable=False),
                     Column(name="building_id", type=INTEGER, nullable=False),
                     Column(name="unit_no", type=varchar(10), nullable=False),
-                    Column(name="valid_until", type=ColumnType(kind="date"), nullable=False),
+                    Column(
+                        name="valid_until", type=ColumnType(kind="date"), nullable=False
+                    ),
                 ],
                 primary_key=PrimaryKey(columns=["permit_id"]),
                 foreign_keys=[
@@ -371,8 +384,12 @@ def rich() -> SchemaSpec:
                     Column(name="amount", type=ColumnType(kind="numeric", precision=8)),
                     Column(name="any_number", type=ColumnType(kind="numeric")),
                     Column(name="parent_id", type=ColumnType(kind="bigint")),
-                    Column(name="flag", type=ColumnType(kind="boolean"), default="false"),
-                    Column(name="day", type=ColumnType(kind="date"), default="CURRENT_DATE"),
+                    Column(
+                        name="flag", type=ColumnType(kind="boolean"), default="false"
+                    ),
+                    Column(
+                        name="day", type=ColumnType(kind="date"), default="CURRENT_DATE"
+                    ),
                 ],
                 primary_key=PrimaryKey(name="class_pkey", columns=["id"]),
                 foreign_keys=[
@@ -388,12 +405,16 @@ def rich() -> SchemaSpec:
                 ],
                 unique_constraints=[
                     UniqueConstraint(columns=["from"]),
-                    UniqueConstraint(name="class_from_state_key", columns=["from", "state"]),
+                    UniqueConstraint(
+                        name="class_from_state_key", columns=["from", "state"]
+                    ),
                 ],
                 check_constraints=[
                     CheckConstraint(name="positive_ratio", expression="ratio > 0"),
                     CheckConstraint(expression="ratio < 10"),
-                    CheckConstraint(expression="score IS NOT NULL OR ratio IS NOT NULL"),
+                    CheckConstraint(
+                        expression="score IS NOT NULL OR ratio IS NOT NULL"
+                    ),
                 ],
                 indexes=[
                     Index(
@@ -403,7 +424,9 @@ def rich() -> SchemaSpec:
                     Index(
                         name="ix_class_seen",
                         elements=[
-                            IndexElement(column="seen_at", descending=True, nulls="last"),
+                            IndexElement(
+                                column="seen_at", descending=True, nulls="last"
+                            ),
                             IndexElement(column="from", opclass="varchar_pattern_ops"),
                         ],
                         include=["ratio"],
@@ -424,12 +447,16 @@ def rich() -> SchemaSpec:
                 name="message",
                 columns=[
                     Column(name="id", type=SMALLINT, nullable=False, serial=True),
-                    Column(name="sender_id", type=ColumnType(kind="bigint"), nullable=False),
+                    Column(
+                        name="sender_id", type=ColumnType(kind="bigint"), nullable=False
+                    ),
                     Column(name="recipient_id", type=ColumnType(kind="bigint")),
                 ],
                 primary_key=PrimaryKey(columns=["id"]),
                 foreign_keys=[
-                    ForeignKey(columns=["sender_id"], ref_table="class", ref_columns=["id"]),
+                    ForeignKey(
+                        columns=["sender_id"], ref_table="class", ref_columns=["id"]
+                    ),
                     ForeignKey(
                         columns=["recipient_id"], ref_table="class", ref_columns=["id"]
                     ),

@@ -36,7 +36,9 @@ def _write(path: Path, text: str) -> None:
 
 
 @pytest.mark.parametrize("command", ["batch", "backlog", "run"])
-def test_malformed_yaml_is_exit_2_naming_the_file(workspace: Path, command: str) -> None:
+def test_malformed_yaml_is_exit_2_naming_the_file(
+    workspace: Path, command: str
+) -> None:
     """A task file that is not YAML stops every command before any work."""
     _write(workspace / "docs/backlog/DB-002.yaml", "id: DB-002\ntitle: [unclosed\n")
     before = snapshot(workspace)
@@ -91,7 +93,7 @@ def test_personas_prints_hephaestus_as_the_card_says() -> None:
 
     assert code == 0, err
     row = next(line for line in out.splitlines() if "hephaestus" in line.lower())
-    header = next(line for line in out.splitlines() if "Refinement" in line)
+    header = next(line for line in out.splitlines() if "refinement" in line)
     cells = {}
     for phase in (
         "Specification",
@@ -101,11 +103,11 @@ def test_personas_prints_hephaestus_as_the_card_says() -> None:
         "Refinement",
         "Completion",
     ):
-        start = header.index(phase)
+        start = header.index(phase.lower())
         cells[phase] = row[start : start + len(phase)].strip().lower()
-    assert cells["Refinement"].startswith("p")
+    assert cells["Refinement"] == "primary"
     for phase in ("Specification", "Pseudocode", "Architecture", "Completion"):
-        assert cells[phase].startswith("s"), (phase, row)
+        assert cells[phase] == "support", (phase, row)
     assert cells["Planning"] == ""
 
 

@@ -1,4 +1,4 @@
-"""The main job end to end: the shop backlog, committed and rebuilt on real databases."""
+"""The main job end to end: the shop backlog committed, then rebuilt on databases."""
 
 from __future__ import annotations
 
@@ -66,7 +66,10 @@ def test_three_commits_each_with_only_its_files(shop_done: Path) -> None:
         assert revision not in {f for c in commits[: number - 1] for f in c.stats.files}
         assert "src/shop/db/models.py" in files
         assert f"docs/backlog/{task_id}.yaml" in files
-        assert files - {"src/shop/db/models.py", revision, f"docs/backlog/{task_id}.yaml"} <= allowed_scripts
+        assert (
+            files - {"src/shop/db/models.py", revision, f"docs/backlog/{task_id}.yaml"}
+            <= allowed_scripts
+        )
         assert f"Task: {task_id}" in commit.message
     assert not repo.is_dirty(untracked_files=True)
 
@@ -75,7 +78,7 @@ def test_backlog_shows_every_task_complete(shop_done: Path) -> None:
     result = CliRunner().invoke(main, ["-C", str(shop_done), "backlog"])
     assert result.exit_code == 0
     for task_id in ("DB-001", "DB-002", "DB-003"):
-        line = next(l for l in result.stdout.splitlines() if l.startswith(task_id))
+        line = next(x for x in result.stdout.splitlines() if x.startswith(task_id))
         assert "COMPLETE" in line
 
 
@@ -109,7 +112,15 @@ def test_revisions_rebuild_the_shop_on_postgresql(
 
     # pgfacts does not know alembic's bookkeeping table
     subprocess.run(
-        ["psql", "-X", "-q", "-d", libpq_url(candidate), "-c", "DROP TABLE alembic_version"],
+        [
+            "psql",
+            "-X",
+            "-q",
+            "-d",
+            libpq_url(candidate),
+            "-c",
+            "DROP TABLE alembic_version",
+        ],
         check=True,
     )
     facts = subprocess.run(
@@ -125,6 +136,6 @@ def test_revisions_rebuild_the_shop_on_postgresql(
     )
     assert "table-scope fidelity" in facts.stdout
     summary = next(
-        l for l in facts.stdout.splitlines() if l.startswith("table-scope fidelity")
+        x for x in facts.stdout.splitlines() if x.startswith("table-scope fidelity")
     )
     assert summary.endswith("= 100.0%"), facts.stdout

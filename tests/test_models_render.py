@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from tests import hephaestus_specs as specs
 from sparc.agents.hephaestus.models_render import (
     MAX_NAME_BYTES,
     load_metadata,
@@ -18,6 +17,7 @@ from sparc.agents.hephaestus.models_render import (
     spec_from_models,
 )
 from sparc.agents.hephaestus.spec import SchemaSpec
+from tests import hephaestus_specs as specs
 
 ALL_SPECS = {
     "shop-1": specs.shop_step(1),
@@ -90,9 +90,11 @@ def test_enum_keeps_order_and_drops_the_cast(tmp_path: Path) -> None:
     assert list(status.type.enums) == ["open", "in_progress", "closed"]
     assert status.type.name == "ticket_status" and status.nullable is False
     assert "::" not in source
-    ddl = str(sa.schema.CreateTable(metadata.tables["ticket"]).compile(
-        dialect=sqlite.dialect()
-    ))
+    ddl = str(
+        sa.schema.CreateTable(metadata.tables["ticket"]).compile(
+            dialect=sqlite.dialect()
+        )
+    )
     assert "VARCHAR(11)" in ddl and "DEFAULT 'open'" in ddl
 
 
@@ -101,7 +103,9 @@ def test_column_checks_become_named_table_checks(tmp_path: Path) -> None:
     path, _ = _write(tmp_path, specs.meter_reading())
     table = load_metadata(path).tables["meter_reading"]
 
-    names = {str(c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)}
+    names = {
+        str(c.name) for c in table.constraints if isinstance(c, sa.CheckConstraint)
+    }
 
     assert names == {"ck_meter_reading_kwh_nonneg", "ck_meter_reading_quality"}
 

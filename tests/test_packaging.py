@@ -53,8 +53,9 @@ def test_wheel_installs_into_a_clean_environment(wheel: Path, tmp_path: Path) ->
         "assert u.find_spec('agents') is None, 'agents is importable'\n"
         "assert u.find_spec('personas') is None, 'personas is importable'\n"
         "assert u.find_spec('sparc.agents.hephaestus') is not None\n"
-        "from importlib.resources import files\n"
-        "names = {p.name for p in files('sparc.personas').iterdir()}\n"
+        "import os\n"
+        "folder = u.find_spec('sparc.personas').submodule_search_locations[0]\n"
+        "names = set(os.listdir(folder))\n"
         "assert 'hephaestus.md' in names, names\n"
         "print('ok')\n"
     )

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sparc.agents.hephaestus.forge import alembic_template
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
 from sparc.agents.hephaestus.revision import RevisionInfo, slugify, write_revision
 from sparc.agents.hephaestus.spec import CheckConstraint, SchemaSpec
@@ -23,6 +24,8 @@ def _models(tmp_path: Path, spec: SchemaSpec, name: str) -> Path:
 def _alembic(tmp_path: Path) -> Path:
     alembic_dir = tmp_path / "alembic"
     (alembic_dir / "versions").mkdir(parents=True)
+    env = alembic_template("env.py", project="demo")
+    (alembic_dir / "env.py").write_text(env, encoding="utf-8")
     return alembic_dir
 
 
@@ -76,13 +79,18 @@ def test_check_added_to_an_existing_table_is_migrated(tmp_path: Path) -> None:
     models = _models(tmp_path, after, "m2")
 
     revision = write_revision(
-        alembic_dir, load_metadata(models), task_id="B", title="b",
+        alembic_dir,
+        load_metadata(models),
+        task_id="B",
+        title="b",
         previous_metadata=previous,
     )
     _add(alembic_dir, revision)
 
-    assert "batch_op.create_check_constraint(op.f('ck_users_name')" in revision.text
-    assert "batch_op.drop_constraint(op.f('ck_users_name')" in revision.text
+    assert (
+        "batch_op.create_check_constraint(batch_op.f('ck_users_name')" in revision.text
+    )
+    assert "batch_op.drop_constraint(batch_op.f('ck_users_name')" in revision.text
     assert verify_sqlite(alembic_dir, models).steps[-1] == "no drift"
 
 
@@ -129,7 +137,10 @@ def test_index_definition_change_is_migrated(tmp_path: Path) -> None:
     models = _models(tmp_path, step3, "m2")
 
     revision = write_revision(
-        alembic_dir, load_metadata(models), task_id="B", title="b",
+        alembic_dir,
+        load_metadata(models),
+        task_id="B",
+        title="b",
         previous_metadata=previous,
     )
 

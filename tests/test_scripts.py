@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -410,7 +411,7 @@ def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'seed.db'}")
 
     @sa.event.listens_for(engine, "connect")
-    def _foreign_keys_on(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _foreign_keys_on(dbapi_connection: Any, _record: object) -> None:
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
 
     yield engine
@@ -455,8 +456,10 @@ def _card_query() -> Query:
     ids=["shop", "lab"],
 )
 def test_seed_loads_and_holds_constraints(
-    engine: sa.Engine, spec_factory, metadata_factory
-) -> None:  # type: ignore[no-untyped-def]
+    engine: sa.Engine,
+    spec_factory: Callable[[], SchemaSpec],
+    metadata_factory: Callable[[], sa.MetaData],
+) -> None:
     """Every table gets its rows on every dialect and every constraint holds."""
     spec = spec_factory()
     metadata_factory().create_all(engine)
@@ -734,7 +737,7 @@ def test_access_paths_name_their_backing_index() -> None:
     paths = out.split(GENERATED_SECTION_MARKER, 1)[1]
     assert (
         "-- name: fk_orders_user_id\n"
-        "-- orders rows of one users (orders(user_id))\n"
+        "-- the orders rows of one users row, by user_id\n"
         "-- backed by index idx_orders_user_date\n"
         "SELECT id, user_id, created_at\n"
         "FROM orders\n"

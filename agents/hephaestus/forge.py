@@ -121,7 +121,9 @@ def forge(
     )
 
 
-def _copy_alembic(root: Path, target: Path, project: str, files: dict[str, str]) -> None:
+def _copy_alembic(
+    root: Path, target: Path, project: str, files: dict[str, str]
+) -> None:
     source = root / ALEMBIC_DIR
     if source.is_dir():
         shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))

@@ -306,7 +306,9 @@ def _plan(spec: SchemaSpec) -> _Plan:
     for table in spec.tables:
         class_name = _unique(_pascal(table.name), module_names)
         taken: set[str] = set()
-        attributes = {c.name: _unique(_python_name(c.name), taken) for c in table.columns}
+        attributes = {
+            c.name: _unique(_python_name(c.name), taken) for c in table.columns
+        }
         names[table.name] = _TableNames(class_name, attributes)
         _name_constraints(table, names[table.name], relation_names)
 
@@ -400,9 +402,15 @@ def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None
                 continue
             parent = names[fk.ref_table]
             self_reference = fk.ref_table == table.name
-            ambiguous = self_reference or pair_counts[frozenset((table.name, fk.ref_table))] > 1
+            ambiguous = (
+                self_reference or pair_counts[frozenset((table.name, fk.ref_table))] > 1
+            )
 
-            if len(fk.columns) == 1 and fk.columns[0].endswith("_id") and len(fk.columns[0]) > 3:
+            if (
+                len(fk.columns) == 1
+                and fk.columns[0].endswith("_id")
+                and len(fk.columns[0]) > 3
+            ):
                 child_base = _python_name(fk.columns[0][:-3])
             else:
                 child_base = _python_name(fk.ref_table)
@@ -417,11 +425,13 @@ def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None
             remote_side = None
             if self_reference:
                 remote = ", ".join(
-                    f"{parent.class_name}.{parent.attributes[c]}" for c in fk.ref_columns
+                    f"{parent.class_name}.{parent.attributes[c]}"
+                    for c in fk.ref_columns
                 )
                 remote_side = f"[{remote}]"
             optional = any(
-                (column := table.column(c)) is None or column.nullable for c in fk.columns
+                (column := table.column(c)) is None or column.nullable
+                for c in fk.columns
             )
             child.relationships.append(
                 _Relationship(
@@ -489,7 +499,11 @@ def _fit(indent: str, head: str, args: list[str], tail: str = ")") -> list[str]:
     line = f"{indent}{head}{', '.join(args)}{tail}"
     if len(line) <= 88 or not args:
         return [line]
-    return [f"{indent}{head}", *(f"{indent}    {arg}," for arg in args), f"{indent}{tail}"]
+    return [
+        f"{indent}{head}",
+        *(f"{indent}    {arg}," for arg in args),
+        f"{indent}{tail}",
+    ]
 
 
 def _render_enum(enum_type: EnumType, plan: _Plan, imports: _Imports) -> list[str]:
@@ -570,7 +584,9 @@ def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[lis
         if _inline_unique(name, unique, table):
             continue
         columns = [repr(c) for c in unique.columns]
-        args.append(_fit(indent, "sa.UniqueConstraint(", [*columns, f"name={name!r}"], "),"))
+        args.append(
+            _fit(indent, "sa.UniqueConstraint(", [*columns, f"name={name!r}"], "),")
+        )
     for name, check in names.checks:
         options = [repr(check.expression), f"name={_check_name(name, table)}"]
         args.append(_fit(indent, "sa.CheckConstraint(", options, "),"))
@@ -647,12 +663,19 @@ def _render_column(
 ) -> list[str]:
     attribute = names.attributes[column.name]
     in_pk = table.primary_key is not None and column.name in table.primary_key.columns
-    single_pk = in_pk and table.primary_key is not None and len(table.primary_key.columns) == 1
+    single_pk = (
+        in_pk and table.primary_key is not None and len(table.primary_key.columns) == 1
+    )
     nullable = column.nullable and not in_pk
     column_type = _resolved_type(column.type, plan)
     python_type = _python_type(column_type, plan, imports)
-    integer = column_type.kind in ("smallint", "integer", "bigint") and not column_type.dimensions
-    generated_key = single_pk and integer and (column.serial or column.identity is not None)
+    integer = (
+        column_type.kind in ("smallint", "integer", "bigint")
+        and not column_type.dimensions
+    )
+    generated_key = (
+        single_pk and integer and (column.serial or column.identity is not None)
+    )
 
     args: list[str] = []
     if attribute != column.name:
@@ -722,7 +745,9 @@ def _render_relationship(rel: _Relationship, imports: _Imports) -> list[str]:
     if rel.cascade_delete:
         options.append("cascade='all, delete-orphan'")
         options.append("passive_deletes=True")
-    return _fit("    ", f"{rel.attribute}: Mapped[{annotation}] = relationship(", options)
+    return _fit(
+        "    ", f"{rel.attribute}: Mapped[{annotation}] = relationship(", options
+    )
 
 
 def _resolved_type(column_type: ColumnType, plan: _Plan) -> ColumnType:
@@ -1000,10 +1025,7 @@ def _index_element_from_sa(expression: object, ops: dict[str, str]) -> IndexElem
         expression = expression.element
     if isinstance(expression, TextClause):
         return IndexElement(expression=expression.text)
-    if isinstance(expression, str):
-        name = expression
-    else:
-        name = expression.name  # type: ignore[attr-defined]
+    name = expression if isinstance(expression, str) else expression.name  # type: ignore[attr-defined]
     return IndexElement(
         column=name, descending=descending, nulls=nulls, opclass=ops.get(name)
     )

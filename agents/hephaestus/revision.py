@@ -89,7 +89,7 @@ def current_head(alembic_dir: Path) -> str | None:
 
 
 def next_revision_id(head: str | None) -> str:
-    """"001" after no revision, then one more than the head's number."""
+    """ "001" after no revision, then one more than the head's number."""
     if head is None:
         return "001"
     if not head.isdigit():
@@ -339,24 +339,40 @@ def _render(
 ) -> str:
     downgrade_ops = upgrade_ops.reverse()
     upgrade_lines = [
-        *(f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)" for e in created),
+        *(
+            f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)"
+            for e in created
+        ),
         *(_render_ops(upgrade_ops) if upgrade_ops.ops else []),
-        *(f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)" for e in dropped),
+        *(
+            f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)"
+            for e in dropped
+        ),
     ]
     downgrade_lines = [
-        *(f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)" for e in dropped),
+        *(
+            f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)"
+            for e in dropped
+        ),
         *(_render_ops(downgrade_ops) if downgrade_ops.ops else []),
-        *(f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)" for e in created),
+        *(
+            f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)"
+            for e in created
+        ),
     ]
     enums = {e.name: e for e in [*iter_enum_types(metadata), *dropped]}
     module_objects = [
         f"{_enum_variable(name)} = postgresql.ENUM("
-        + ", ".join([*(repr(v) for v in enum.enums), f"name={name!r}", "create_type=False"])
+        + ", ".join(
+            [*(repr(v) for v in enum.enums), f"name={name!r}", "create_type=False"]
+        )
         + ")"
         for name, enum in enums.items()
     ]
     body = "\n".join([*upgrade_lines, *downgrade_lines, *module_objects])
-    imports = ["from sqlalchemy.dialects import postgresql"] if "postgresql." in body else []
+    imports = (
+        ["from sqlalchemy.dialects import postgresql"] if "postgresql." in body else []
+    )
     template = string.Template(
         resources.files("sparc.agents.hephaestus")
         .joinpath("templates/revision.py.tmpl")

@@ -39,7 +39,9 @@ TypeKind = Literal[
     "other",
 ]
 
-ReferentialAction = Literal["CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"]
+ReferentialAction = Literal[
+    "CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"
+]
 
 
 class _Spec(BaseModel):

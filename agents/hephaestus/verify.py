@@ -10,9 +10,9 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -112,7 +112,9 @@ def _step(step: str, dialect: str, action: Callable[[], _T]) -> _T:
     except VerificationError:
         raise
     except Exception as error:
-        log.debug("verification_step_failed", step=step, dialect=dialect, error=str(error))
+        log.debug(
+            "verification_step_failed", step=step, dialect=dialect, error=str(error)
+        )
         raise VerificationError(
             f"{type(error).__name__}: {error}", step=step, dialect=dialect
         ) from error

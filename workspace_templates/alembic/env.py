@@ -17,7 +17,9 @@ from alembic import context
 from sqlalchemy import MetaData, engine_from_config, pool
 from sqlalchemy.engine import Connection, make_url
 
-MODELS_PATH = Path(__file__).resolve().parent.parent / "src" / "${project}" / "db" / "models.py"
+MODELS_PATH = (
+    Path(__file__).resolve().parent.parent / "src" / "${project}" / "db" / "models.py"
+)
 
 config = context.config
 
@@ -55,7 +57,11 @@ def database_url() -> str:
     if not url:
         raise RuntimeError("set DATABASE_URL or sqlalchemy.url in alembic.ini")
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     return url
 
@@ -83,7 +89,9 @@ def run_migrations_offline() -> None:
 
 
 def run_on(connection: Connection) -> None:
-    context.configure(connection=connection, **configure_options(connection.dialect.name))
+    context.configure(
+        connection=connection, **configure_options(connection.dialect.name)
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -94,7 +102,9 @@ def run_migrations_online() -> None:
         run_on(connection)
         return
     engine = engine_from_config(
-        {"sqlalchemy.url": database_url()}, prefix="sqlalchemy.", poolclass=pool.NullPool
+        {"sqlalchemy.url": database_url()},
+        prefix="sqlalchemy.",
+        poolclass=pool.NullPool,
     )
     with engine.connect() as connection:
         run_on(connection)
