@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 		{ echo "sparc needs Python 3.11 or newer (found $(PYTHON))"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

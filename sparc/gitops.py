@@ -186,7 +186,7 @@ def init_repository(root: Path, *, branch: str = "main") -> Repo:
     """
     root = Path(root)
     existing = _find_repository(root)
-    if existing is not None:
+    if existing is not None and not _ignores(existing, root):
         return existing
 
     try:
@@ -196,6 +196,19 @@ def init_repository(root: Path, *, branch: str = "main") -> Repo:
 
     log.info("git_repository_initialised", path=str(root), branch=branch)
     return repo
+
+
+def _ignores(repo: Repo, folder: Path) -> bool:
+    """Whether an enclosing repository ignores `folder` (it then gets its own)."""
+    top = Path(repo.working_tree_dir or ".").resolve()
+    target = folder.resolve()
+    if target == top:
+        return False
+    try:
+        repo.git.check_ignore("-q", "--", target.relative_to(top).as_posix() + "/")
+    except GitCommandError:
+        return False
+    return True
 
 
 def resolve_identity(repo: Repo, configured: Identity | None) -> Identity:

@@ -52,7 +52,6 @@ def init_workspace(
     # everything is checked before the first file is written
     _check_project_name(name)
     root.mkdir(parents=True, exist_ok=True)
-    new_repo = not (root / ".git").exists()
     configured = parsed_identity or (
         gitops.Identity(existing.git.identity.name, existing.git.identity.email)
         if existing and existing.git.identity
@@ -65,13 +64,16 @@ def init_workspace(
         if CONFIG_FILE not in created:
             created.append(CONFIG_FILE)
 
-    repo = gitops.init_repository(root) if new_repo else gitops.open_repository(root)
+    repo = gitops.init_repository(root)
+    # a repository made just now takes everything in the folder as its first
+    # commit; in an existing one only what init laid down is committed
+    fresh = not repo.head.is_valid() and Path(repo.working_tree_dir or "") == root
     try:
         who = gitops.resolve_identity(repo, configured)
     except ConfigError:
         log.warning("init_not_committed", reason="no git identity")
         return InitResult(root=root, created=created)
-    paths = _all_files(repo) if new_repo else created
+    paths = _all_files(repo) if fresh else created
     commit = gitops.commit_paths(
         repo,
         paths,
