@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import re
 from pathlib import Path
 
@@ -32,8 +34,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 SCHEMAS = SHARED / "data" / "schemas"
 CASES = SHARED / "cases"
 
+# outside CI a checkout without ../shared skips; under CI=true it must be there
 pytestmark = pytest.mark.skipif(
-    not SCHEMAS.is_dir(), reason=f"shared schemas not found at {SCHEMAS}"
+    not SCHEMAS.is_dir() and os.environ.get("CI") != "true",
+    reason=f"shared schemas not found at {SCHEMAS}",
 )
 
 
