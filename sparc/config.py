@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import keyword
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sparc.errors import ConfigError
+from sparc.safe_yaml import load_yaml
 
 CONFIG_FILE = ".sparc/config.yaml"
 MAX_CONFIG_BYTES = 256 * 1024
@@ -42,6 +43,11 @@ class SparcConfig(BaseModel):
     project: str
     workflow: str = "sparc"
     git: GitSettings = GitSettings()
+    # Hephaestus's review settings (ignore, severity, fail_on, targets), checked
+    # by the linter's own model where it is used
+    review: dict[str, Any] = Field(default_factory=dict)
+    # database servers to verify revisions on besides SQLite: dialect -> URL
+    verify: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("project")
     @classmethod
@@ -66,10 +72,12 @@ def load_config(root: Path) -> SparcConfig:
     """Read `.sparc/config.yaml`; a workspace without one gets the defaults.
 
     Raises:
-        ConfigError: the file is not YAML, too large, or has a wrong field.
+        ConfigError: the file is not a regular file, is larger than 256 KiB,
+            is not UTF-8 YAML (repeated keys and nesting deeper than 32
+            levels included), or has an unknown or wrong field.
     """
     path = root / CONFIG_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return SparcConfig(project=project_name_for(root))
 
     data = _read_yaml_mapping(path)
@@ -77,30 +85,52 @@ def load_config(root: Path) -> SparcConfig:
     try:
         return SparcConfig.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"])
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"]) or "configuration"
+        if error["type"] == "extra_forbidden":
+            problem = "unknown setting; remove it or check its spelling"
+        else:
+            problem = str(error["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"{field}: {error['msg']}", path=CONFIG_FILE, field=field
+            f"{field}: {problem}", path=CONFIG_FILE, field=field
         ) from None
 
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    if path.stat().st_size > MAX_CONFIG_BYTES:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise ConfigError(
+                "not a regular file; the configuration must be a YAML file",
+                path=CONFIG_FILE,
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
         raise ConfigError(
-            f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB", path=CONFIG_FILE
+            f"cannot read the configuration: {exc.strerror or exc}", path=CONFIG_FILE
+        ) from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"file is larger than {MAX_CONFIG_BYTES // 1024} KiB; keep the "
+            "configuration short",
+            path=CONFIG_FILE,
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(problem, path=CONFIG_FILE, line=line, column=column) from None
-    except UnicodeDecodeError:
-        raise ConfigError("not UTF-8 text", path=CONFIG_FILE) from None
-    if data is None:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save the file as UTF-8",
+            path=CONFIG_FILE,
+            line=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
+
+    def error(message: str, line: int | None, column: int | None) -> ConfigError:
+        return ConfigError(message, path=CONFIG_FILE, line=line, column=column)
+
+    _root, document = load_yaml(text, error)
+    if document is None:
         return {}
-    if not isinstance(data, dict):
+    if not isinstance(document, dict):
         raise ConfigError("must be a mapping of settings", path=CONFIG_FILE)
-    return data
+    return document

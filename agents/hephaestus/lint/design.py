@@ -22,7 +22,6 @@ from sparc.agents.hephaestus.lint.sources import (
     column_key,
     foreign_key_key,
     index_key,
-    primary_key_key,
     table_key,
     unique_key,
 )
@@ -44,6 +43,7 @@ _MARIADB_RESERVED = frozenset(
     word.lower() for word in RESERVED_WORDS_MARIADB | RESERVED_WORDS_MYSQL
 )
 
+_SIMPLE_NAME = re.compile(r"[a-z_][a-z0-9_$]*")
 _MONEY_WORDS = frozenset(
     {
         "amount",
@@ -168,11 +168,18 @@ def _resolved(spec: SchemaSpec, column_type: ColumnType) -> ColumnType:
     return column_type
 
 
+def _sql_name(name: str) -> str:
+    """A name as it must be written in PostgreSQL SQL, quoted when needed."""
+    if _SIMPLE_NAME.fullmatch(name) and name not in _POSTGRESQL_RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _words(name: str) -> set[str]:
     return set(name.lower().split("_"))
 
 
-# -- wrong data types -------------------------------------------------------------
+# -- wrong data types ----------------------------------------------------------
 
 
 def _data_types(
@@ -225,7 +232,7 @@ def _data_types(
             )
 
 
-# -- missing constraints ------------------------------------------------------------
+# -- missing constraints -------------------------------------------------------
 
 
 def _primary_key(
@@ -237,8 +244,21 @@ def _primary_key(
         )
 
 
-def _link_columns(table: Table) -> list[str] | None:
-    """FK columns of a many-to-many link table, or None when it is not one."""
+def _link_columns(spec: SchemaSpec, table: Table) -> list[str] | None:
+    """FK columns of a many-to-many link table, or None when it is not one.
+
+    A link table has two or more single-column foreign keys, nothing else but
+    a surrogate key and audit timestamps, and no table references it (a
+    referenced row is an entity of its own, like a rental's inventory item).
+    """
+    referenced = any(
+        fk.ref_table == table.name
+        for other in spec.tables
+        if other.name != table.name
+        for fk in other.foreign_keys
+    )
+    if referenced:
+        return None
     single = [fk for fk in table.foreign_keys if len(fk.columns) == 1]
     columns = list(dict.fromkeys(fk.columns[0] for fk in single))
     if len(columns) < 2:
@@ -272,7 +292,7 @@ def _unique_column_sets(table: Table) -> list[tuple[str, ...]]:
 def _link_tables(
     spec: SchemaSpec, table: Table, where: _Locator, dialects: set[str]
 ) -> Iterator[Finding]:
-    columns = _link_columns(table)
+    columns = _link_columns(spec, table)
     if columns is None:
         return
 
@@ -294,11 +314,12 @@ def _link_tables(
                 where.column(table.name, name),
             )
     for fk in table.foreign_keys:
-        if len(fk.columns) == 1 and fk.on_delete is None:
+        if len(fk.columns) == 1 and fk.on_delete in (None, "NO ACTION"):
             yield make_finding(
                 "HD304",
-                f"{table.name}.{fk.columns[0]} references {fk.ref_table} without "
-                "an ON DELETE action",
+                f"{table.name}.{fk.columns[0]} references {fk.ref_table} with ON "
+                f"DELETE NO ACTION (the default): deleting a {fk.ref_table} row "
+                "fails while links to it exist",
                 where.foreign_key(table.name, fk),
             )
 
@@ -450,7 +471,7 @@ def _longer_keys(
             yield f"index {other.name}", columns
 
 
-# -- unindexed foreign keys -----------------------------------------------------------
+# -- unindexed foreign keys ----------------------------------------------------
 
 
 def _access_paths(table: Table) -> list[tuple[str, ...]]:
@@ -481,12 +502,12 @@ def _unindexed_foreign_keys(
             f"foreign key {table.name} ({listed}) -> {fk.ref_table} has no index "
             f"on ({listed})",
             where.foreign_key(table.name, fk),
-            hint=f"CREATE INDEX ix_{table.name}_{'_'.join(fk.columns)} ON "
-            f"{table.name} ({listed})",
+            hint=f"CREATE INDEX {_sql_name(f'ix_{table.name}_' + '_'.join(fk.columns))}"
+            f" ON {_sql_name(table.name)} ({', '.join(map(_sql_name, fk.columns))})",
         )
 
 
-# -- missing foreign keys ---------------------------------------------------------------
+# -- missing foreign keys ------------------------------------------------------
 
 
 def _singular(name: str) -> str:
@@ -554,8 +575,8 @@ def _missing_foreign_keys(spec: SchemaSpec, where: _Locator) -> Iterator[Finding
                 f"{table.name}.{column.name} looks like a reference to "
                 f"{parent.name}.{key} but has no foreign key",
                 where.column(table.name, column.name),
-                hint=f"add FOREIGN KEY ({column.name}) REFERENCES {parent.name} "
-                f"({key}) to {table.name}",
+                hint=f"add FOREIGN KEY ({_sql_name(column.name)}) REFERENCES "
+                f"{_sql_name(parent.name)} ({_sql_name(key)}) to {table.name}",
             )
 
 
@@ -565,9 +586,7 @@ def _reference_target(
     if name in keys:
         return keys[name]
     # role-prefixed references such as manager_staff_id -> staff_id
-    matches = {
-        key: target for key, target in keys.items() if name.endswith(f"_{key}")
-    }
+    matches = {key: target for key, target in keys.items() if name.endswith(f"_{key}")}
     if len(matches) == 1:
         return next(iter(matches.values()))
     if matches:
@@ -576,15 +595,13 @@ def _reference_target(
     return None
 
 
-# -- naming -------------------------------------------------------------------------------
+# -- naming --------------------------------------------------------------------
 
 
 def _naming(
     spec: SchemaSpec, table: Table, where: _Locator, dialects: set[str]
 ) -> Iterator[Finding]:
-    names: list[tuple[str, str, str]] = [
-        ("table", table.name, where.table(table.name))
-    ]
+    names: list[tuple[str, str, str]] = [("table", table.name, where.table(table.name))]
     names.extend(
         ("column", f"{table.name}.{c.name}", where.column(table.name, c.name))
         for c in table.columns
@@ -669,13 +686,12 @@ def _mixed_case(spec: SchemaSpec, where: _Locator) -> Iterator[Finding]:
         if identifier != identifier.lower():
             yield make_finding(
                 "HD604",
-                f"{label} is in mixed case while the rest of the schema is lower "
-                "case",
+                f"{label} is in mixed case while the rest of the schema is lower case",
                 location,
             )
 
 
-# -- normalization ----------------------------------------------------------------------
+# -- normalization -------------------------------------------------------------
 
 
 def _normalization(
@@ -703,8 +719,7 @@ def _normalization(
         columns = [members[number] for number in numbers]
         yield make_finding(
             "HD701",
-            f"{table.name} repeats {stem.strip('_')} in columns "
-            f"{', '.join(columns)}",
+            f"{table.name} repeats {stem.strip('_')} in columns {', '.join(columns)}",
             where.column(table.name, columns[0]),
             hint=f"move {stem.strip('_')} into a child table of {table.name} with "
             "one row per value",

@@ -141,8 +141,9 @@ _DESIGN_RULES = (
         "missing-constraint",
         "info",
         "Link table foreign key without an ON DELETE action",
-        "Without ON DELETE CASCADE, deleting either side fails while links exist "
-        "(or an ORM nulls the column first); the intended behaviour is undecided.",
+        "With NO ACTION (the default when none is given), deleting either side "
+        "fails while links exist (or an ORM nulls the column first); whether links "
+        "should die with their rows was never decided.",
         "Declare ON DELETE CASCADE (links die with either side), or RESTRICT to "
         "make refusing the delete explicit.",
     ),
@@ -311,6 +312,17 @@ _MIGRATION_RULES = (
         "on an empty table.",
         "Give the column a server_default, or add it nullable, backfill, then set "
         "NOT NULL in batch mode.",
+    ),
+    Rule(
+        "HM013",
+        "migration-safety",
+        "error",
+        "Non-constant default added outside batch mode on SQLite",
+        "SQLite refuses ALTER TABLE ADD COLUMN with a default such as "
+        "CURRENT_TIMESTAMP or now() ('Cannot add a column with non-constant "
+        "default'); only a table copy can add it.",
+        "Add the column inside op.batch_alter_table(...) so Alembic copies the "
+        "table on SQLite.",
     ),
     Rule(
         "HM020",

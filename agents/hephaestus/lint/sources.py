@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,24 +126,40 @@ class Statement:
     first_line: int
     last_line: int
     start: int
+    # where the parsed text begins: node locations are relative to it
+    offset: int = 0
 
 
 def split_statements(sql: str) -> list[Statement]:
-    """Parse `sql` with PostgreSQL's parser; spans skip leading comments."""
+    """Parse `sql` with PostgreSQL's parser; spans skip leading comments.
+
+    Statements are cut by PostgreSQL's scanner first and parsed one by one, so
+    a statement the parser refuses (a query with psql binds such as `:limit`)
+    is skipped instead of hiding the positions of all the others.
+    """
     lines = _Lines(sql)
     statements: list[Statement] = []
-    for raw in pglast.parse_sql(sql):
-        start = _skip_blank_and_comments(sql, raw.stmt_location or 0)
-        end = (raw.stmt_location or 0) + raw.stmt_len if raw.stmt_len else len(sql)
-        statements.append(
-            Statement(
-                node=raw.stmt,
-                text=sql[start:end].strip(),
-                first_line=lines.line_of(start),
-                last_line=lines.line_of(max(start, end - 1)),
-                start=start,
+    for piece in pglast.split(sql, with_parser=False, only_slices=True):
+        offset = piece.start or 0
+        text = sql[piece]
+        try:
+            parsed = pglast.parse_sql(text)
+        except pglast.parser.ParseError:
+            continue
+        for raw in parsed:
+            begin = offset + (raw.stmt_location or 0)
+            end = begin + raw.stmt_len if raw.stmt_len else offset + len(text)
+            start = _skip_blank_and_comments(sql, begin)
+            statements.append(
+                Statement(
+                    node=raw.stmt,
+                    text=sql[start:end].strip(),
+                    first_line=lines.line_of(start),
+                    last_line=lines.line_of(max(start, end - 1)),
+                    start=start,
+                    offset=offset,
+                )
             )
-        )
     return statements
 
 
@@ -206,6 +222,13 @@ def map_sql(sql: str, *, display: str) -> SourceMap:
 def _statement_objects(statement: Statement) -> Iterator[tuple[str, int]]:
     node = statement.node
     start = statement.start
+
+    def _located(item: Any, fallback: int) -> int:
+        location = getattr(item, "location", None)
+        if isinstance(location, int) and location >= 0:
+            return statement.offset + location
+        return fallback
+
     if isinstance(node, ast.CreateStmt):
         table = node.relation.relname
         yield table_key(table), start
@@ -239,11 +262,6 @@ def _statement_objects(statement: Statement) -> Iterator[tuple[str, int]]:
                 yield from _constraint_keys(
                     table, command.def_, _located(command.def_, start), None
                 )
-
-
-def _located(node: Any, fallback: int) -> int:
-    location = getattr(node, "location", None)
-    return location if isinstance(location, int) and location >= 0 else fallback
 
 
 def _constraint_keys(
@@ -323,12 +341,3 @@ def _python_suppressions(lines: list[str]) -> dict[int, frozenset[str]]:
 
 def python_suppressions(text: str) -> dict[int, frozenset[str]]:
     return _python_suppressions(text.split("\n"))
-
-
-def restrict(locations: Mapping[str, str], display: str) -> set[str]:
-    """The keys whose location lies in the file shown as `display`."""
-    return {
-        key
-        for key, location in locations.items()
-        if split_location(location)[0] == display
-    }

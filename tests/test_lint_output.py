@@ -1,0 +1,130 @@
+"""Lint reports as text, JSON and SARIF 2.1.0, and the exit code they give."""
+
+from __future__ import annotations
+
+import json
+
+from sparc.agents.hephaestus.lint import (
+    RULES,
+    LintReport,
+    exit_code,
+    lint_path,
+    render_json,
+    render_sarif,
+    render_text,
+)
+from sparc.engines import Finding
+from tests.conftest import CASES, SCHEMAS
+
+SARIF_LEVELS = {"error", "warning", "note", "none"}
+
+
+def _report() -> LintReport:
+    return lint_path(
+        SCHEMAS / "shop-3-indexes.sql",
+        context=[SCHEMAS / "shop-1-core.sql", SCHEMAS / "shop-2-auth.sql"],
+    )
+
+
+def _finding(severity: str, location: str = "schema.sql:3") -> Finding:
+    return Finding(
+        code="HD201",
+        severity=severity,  # type: ignore[arg-type]
+        message="wallet.balance looks like money",
+        location=location,
+        hint="use NUMERIC(12, 2)",
+        category="wrong-data-type",
+    )
+
+
+def test_text_names_location_code_category_and_fix() -> None:
+    text = render_text(_report())
+    first, fix, summary = text.splitlines()
+    assert first.startswith(f"{SCHEMAS / 'shop-3-indexes.sql'}:5: warning HD402 ")
+    assert "[over-indexing]" in first and "idx_users_email" in first
+    assert fix.startswith("    fix: drop index idx_users_email")
+    assert summary == "1 findings (0 error, 1 warning, 0 info)"
+
+
+def test_json_lists_findings_in_report_order() -> None:
+    report = lint_path(CASES / "22-duplicate-redundant-indexes.sql")
+    document = json.loads(render_json(report))
+    assert [f["code"] for f in document["findings"]] == [
+        f.code for f in report.findings
+    ]
+    assert set(document["findings"][0]) == {
+        "code",
+        "severity",
+        "category",
+        "message",
+        "location",
+        "hint",
+    }
+    assert document["sources"] == [str(CASES / "22-duplicate-redundant-indexes.sql")]
+
+
+def test_findings_are_sorted_by_file_line_and_code() -> None:
+    report = lint_path(SCHEMAS / "pagila.sql")
+    lines = [int(f.location.rsplit(":", 1)[1]) for f in report.findings]
+    assert lines == sorted(lines)
+    assert render_json(report) == render_json(lint_path(SCHEMAS / "pagila.sql"))
+
+
+def test_sarif_has_the_required_structure() -> None:
+    """No SARIF schema ships with an installed package: check field by field."""
+    report = lint_path(CASES / "20-m2m-association-uniqueness.sql")
+    log = json.loads(render_sarif(report))
+
+    assert log["version"] == "2.1.0"
+    assert log["$schema"].endswith("sarif-2.1.0.json")
+    assert isinstance(log["runs"], list) and len(log["runs"]) == 1
+    run = log["runs"][0]
+    driver = run["tool"]["driver"]
+    assert isinstance(driver["name"], str) and driver["name"]
+
+    rules = driver["rules"]
+    assert [rule["id"] for rule in rules] == list(RULES)
+    for rule in rules:
+        assert rule["shortDescription"]["text"]
+        assert rule["fullDescription"]["text"]
+        assert rule["help"]["text"]
+        assert rule["defaultConfiguration"]["level"] in SARIF_LEVELS
+        assert rule["properties"]["category"] == RULES[rule["id"]].category
+
+    results = run["results"]
+    assert len(results) == len(report.findings)
+    for result, finding in zip(results, report.findings, strict=True):
+        assert result["ruleId"] == finding.code
+        assert rules[result["ruleIndex"]]["id"] == finding.code
+        assert result["level"] in SARIF_LEVELS
+        assert result["message"]["text"] == finding.message
+        assert result["properties"]["category"] == finding.category
+        (location,) = result["locations"]
+        physical = location["physicalLocation"]
+        assert physical["artifactLocation"]["uri"].endswith(
+            "20-m2m-association-uniqueness.sql"
+        )
+        assert isinstance(physical["region"]["startLine"], int)
+        assert physical["region"]["startLine"] >= 1
+    assert {r["level"] for r in results} == {"warning", "note"}
+
+
+def test_sarif_uses_logical_locations_without_a_file() -> None:
+    report = LintReport(findings=(_finding("error", location="wallet.balance"),))
+    (result,) = json.loads(render_sarif(report))["runs"][0]["results"]
+    assert result["locations"] == [
+        {"logicalLocations": [{"fullyQualifiedName": "wallet.balance"}]}
+    ]
+
+
+def test_exit_code_follows_the_failing_severity() -> None:
+    warnings = LintReport(findings=(_finding("warning"),))
+    errors = LintReport(findings=(_finding("error"), _finding("info")))
+    empty = LintReport(findings=())
+
+    assert exit_code(warnings) == 0
+    assert exit_code(warnings, fail_on="warning") == 1
+    assert exit_code(errors) == 1
+    assert exit_code(errors, fail_on="never") == 0
+    assert exit_code(empty, fail_on="info") == 0
+    assert exit_code(_report(), fail_on="warning") == 1
