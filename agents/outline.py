@@ -35,11 +35,11 @@ class OutlineEngine:
         return WorkResult(files={path: text}, summary=f"outline written to {path}")
 
     def review(self, context: WorkContext) -> Review:
-        missing = []
-        for path in context.written:
-            target = context.workspace.root / path
-            if not target.is_file() or not target.read_text(encoding="utf-8").strip():
-                missing.append(path)
+        missing = [
+            path
+            for path in context.files or context.written
+            if not (context.deliverable(path) or "").strip()
+        ]
         if missing:
             return Review(
                 verdict="revise",

@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import structlog
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,11 +34,10 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from sparc.errors import BacklogError, CycleError
+from sparc.safe_yaml import load_yaml
 from sparc.workspace import write_text_atomic
 
 __all__ = [
@@ -139,7 +137,11 @@ def _check_not_blank(value: str) -> str:
 
 def _check_relative_path(value: str) -> str:
     pure = PurePosixPath(value)
-    if not value.strip() or "\x00" in value or "\\" in value:
+    if not value.strip():
+        raise ValueError("empty path; give a path like docs/specification.md")
+    if "\x00" in value:
+        raise ValueError(f"{value!r} holds a NUL character; remove it")
+    if "\\" in value:
         raise ValueError(
             f"{value!r} is not a workspace path; use '/' separators, like "
             "docs/specification.md"
@@ -259,7 +261,8 @@ def load_task(path: Path) -> TaskFile:
         The validated task and its path.
 
     Raises:
-        BacklogError: the file cannot be read, is larger than 1 MiB, is not
+        BacklogError: the file is a symbolic link or not a regular file,
+            cannot be read, is larger than 1 MiB, is not
             valid YAML, nests deeper than 32 levels, is not a mapping, has a
             field that is unknown or of the wrong kind, or its name differs
             from its id. The one-line message names the file, and the line and
@@ -270,6 +273,14 @@ def load_task(path: Path) -> TaskFile:
 
 def _read_text(path: Path) -> str:
     try:
+        # a link could lead out of the workspace, and a status update would
+        # then replace the link instead of the file it pointed to
+        if path.is_symlink():
+            raise BacklogError(
+                "is a symbolic link; a task file must be a regular file in the "
+                "backlog folder",
+                paths=[path],
+            )
         if not path.is_file():
             raise BacklogError(
                 "not a regular file; a task file must be a YAML file", paths=[path]
@@ -327,144 +338,12 @@ def _parse_task(path: Path, text: str) -> _ParsedFile:
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[Node | None, Any]:
-    try:
-        loader = _TaskFileLoader(text)
-        try:
-            root = loader.get_single_node()
-            data = None if root is None else loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(str(exc.problem or "").split())
-        if exc.context and exc.context_mark is not None:
-            context = " ".join(exc.context.split())
-            problem = f"{context} (line {exc.context_mark.line + 1}): {problem}"
-        raise BacklogError(
-            f"invalid YAML: {problem}",
-            paths=[path],
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from None
-    except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        raise BacklogError(
-            f"invalid YAML: unacceptable character #x{exc.character:04x}; "
-            "remove it or write it as an escape in a double-quoted string",
-            paths=[path],
-            line=before.count("\n") + 1,
-            column=exc.position - (before.rfind("\n") + 1) + 1,
-        ) from None
-    except yaml.YAMLError as exc:
-        raise BacklogError(
-            f"invalid YAML: {' '.join(str(exc).split())}", paths=[path]
-        ) from None
-    return root, data
+    def error(message: str, line: int | None, column: int | None) -> BacklogError:
+        return BacklogError(message, paths=[path], line=line, column=column)
 
-
-class _TaskFileLoader(yaml.SafeLoader):
-    """A safe loader that refuses deep nesting, alias bombs and repeated keys."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self._depth = 0
-        self._heights: dict[int, int] = {}
-        self._sizes: dict[int, int] = {}
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        if self.check_event(yaml.AliasEvent):
-            self._check_alias(self.peek_event())
-            return super().compose_node(parent, index)
-
-        nests = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
-        if nests:
-            self._depth += 1
-            if self._depth > MAX_TASK_FILE_DEPTH:
-                raise ComposerError(
-                    None,
-                    None,
-                    f"nesting deeper than {MAX_TASK_FILE_DEPTH} levels",
-                    self.peek_event().start_mark,
-                )
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            if nests:
-                self._depth -= 1
-
-        self._measure(node)
-        if isinstance(node, MappingNode):
-            _refuse_repeated_keys(node)
-        return node
-
-    def construct_object(self, node: Node, deep: bool = False) -> Any:
-        # Some tagged scalars (`!!int x`, an impossible date) fail with a plain
-        # exception that carries no position; give it the node's.
-        try:
-            return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise ConstructorError(
-                None, None, f"cannot read this value: {exc}", node.start_mark
-            ) from exc
-
-    def _check_alias(self, event: yaml.AliasEvent) -> None:
-        target = self.anchors.get(event.anchor)
-        if target is None:
-            return
-        if id(target) not in self._heights:
-            raise ComposerError(
-                None,
-                None,
-                f"alias *{event.anchor} refers to a value that contains it",
-                event.start_mark,
-            )
-        if self._depth + self._heights[id(target)] > MAX_TASK_FILE_DEPTH:
-            raise ComposerError(
-                None,
-                None,
-                f"nesting deeper than {MAX_TASK_FILE_DEPTH} levels "
-                f"(through alias *{event.anchor})",
-                event.start_mark,
-            )
-
-    def _measure(self, node: Node) -> None:
-        if isinstance(node, SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, MappingNode):
-            children = [part for pair in node.value for part in pair]
-        else:
-            children = []
-
-        height = 0
-        if not isinstance(node, ScalarNode):
-            height = 1 + max((self._heights[id(c)] for c in children), default=0)
-        size = 1 + sum(self._sizes[id(c)] for c in children)
-        if size > _MAX_TASK_FILE_NODES:
-            raise ComposerError(
-                None,
-                None,
-                f"the document expands to more than {_MAX_TASK_FILE_NODES} values "
-                "through aliases",
-                node.start_mark,
-            )
-        self._heights[id(node)] = height
-        self._sizes[id(node)] = size
-
-
-def _refuse_repeated_keys(node: MappingNode) -> None:
-    first_seen: dict[tuple[str, str], Node] = {}
-    for key, _value in node.value:
-        if not isinstance(key, ScalarNode):
-            continue
-        earlier = first_seen.setdefault((key.tag, key.value), key)
-        if earlier is not key:
-            raise ComposerError(
-                None,
-                None,
-                f"key {key.value!r} appears twice (first at line "
-                f"{earlier.start_mark.line + 1}); keep one",
-                key.start_mark,
-            )
+    return load_yaml(
+        text, error, max_depth=MAX_TASK_FILE_DEPTH, max_nodes=_MAX_TASK_FILE_NODES
+    )
 
 
 _TYPE_ERRORS = {

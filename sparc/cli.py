@@ -106,10 +106,13 @@ def init(
 def backlog(workspace: Path) -> None:
     """Show tasks, their status and the ready set."""
     from sparc.backlog import Backlog, format_backlog
+    from sparc.runner import WAITING_DIR, read_waiting
     from sparc.workspace import Workspace
 
     ws = Workspace.at(workspace)
     click.echo(format_backlog(Backlog.load(ws.backlog_dir)), nl=False)
+    for task_id, record in read_waiting(ws.state_dir / WAITING_DIR).items():
+        click.echo(f"{task_id} {record.get('message', 'waiting for approval')}")
 
 
 @main.command()
@@ -122,7 +125,7 @@ def run(ctx: click.Context, task_id: str) -> None:
     with Runner.open(ctx.obj) as runner:
         outcome = runner.run(task_id)
     click.echo(_outcome_line(outcome))
-    ctx.exit(EXIT_DONE if outcome.complete else EXIT_BLOCKED)
+    ctx.exit(_exit_code(outcome))
 
 
 @main.command()
@@ -140,12 +143,65 @@ def batch(ctx: click.Context, report: Path | None) -> None:
         outcomes = runner.batch(on_finish=lambda o: click.echo(_outcome_line(o)))
 
     complete = sum(o.complete for o in outcomes)
-    blocked = len(outcomes) - complete
-    click.echo(f"{len(outcomes)} tasks run: {complete} COMPLETE, {blocked} BLOCKED")
+    waiting = sum(o.waiting for o in outcomes)
+    blocked = len(outcomes) - complete - waiting
+    summary = f"{len(outcomes)} tasks run: {complete} COMPLETE, {blocked} BLOCKED"
+    click.echo(summary + (f", {waiting} WAITING" if waiting else ""))
     if report:
         document = {"tasks": [o.as_dict() for o in outcomes]}
         report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     ctx.exit(EXIT_BLOCKED if blocked else EXIT_DONE)
+
+
+@main.command()
+@click.argument("task_id")
+@click.pass_context
+def resume(ctx: click.Context, task_id: str) -> None:
+    """Finish a task whose run was interrupted (a crash, a kill)."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = runner.resume(task_id)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(_exit_code(outcome))
+
+
+@main.command()
+@click.argument("task_id")
+@click.pass_context
+def approve(ctx: click.Context, task_id: str) -> None:
+    """Approve the gate a task waits at; its run goes on."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = runner.approve(task_id)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(_exit_code(outcome))
+
+
+@main.command()
+@click.argument("task_id")
+@click.option("--reason", required=True, help="Why; written to the task file.")
+@click.pass_context
+def reject(ctx: click.Context, task_id: str, reason: str) -> None:
+    """Refuse the gate a task waits at; the task ends BLOCKED with the reason."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = runner.reject(task_id, reason)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(_exit_code(outcome))
+
+
+@main.command()
+@click.pass_obj
+def graph(workspace: Path) -> None:
+    """Print the workspace's SPARC graph as a Mermaid diagram."""
+    from sparc.graph import build_graph
+    from sparc.runner import open_runtime
+
+    compiled = build_graph(open_runtime(workspace))
+    click.echo(compiled.get_graph().draw_mermaid(), nl=False)
 
 
 @main.command()
@@ -160,6 +216,13 @@ def personas(workspace: Path) -> None:
     click.echo(format_ownership_matrix(registry), nl=False)
 
 
+def _exit_code(outcome: object) -> int:
+    from sparc.runner import RunOutcome
+
+    assert isinstance(outcome, RunOutcome)
+    return EXIT_DONE if outcome.complete or outcome.waiting else EXIT_BLOCKED
+
+
 def _outcome_line(outcome: object) -> str:
     from sparc.runner import RunOutcome
 
@@ -170,4 +233,15 @@ def _outcome_line(outcome: object) -> str:
         )
         commit = outcome.commit[:10] if outcome.commit else "no commit"
         return f"{outcome.task_id} COMPLETE {commit} ({', '.join(owners)})"
+    if outcome.waiting:
+        return f"{outcome.task_id} {outcome.reason}"
     return f"{outcome.task_id} BLOCKED: {outcome.reason}"
+
+
+def _register_commands() -> None:
+    from sparc.review_command import review
+
+    main.add_command(review)
+
+
+_register_commands()

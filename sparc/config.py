@@ -16,7 +16,8 @@ from sparc.safe_yaml import load_yaml
 CONFIG_FILE = ".sparc/config.yaml"
 MAX_CONFIG_BYTES = 256 * 1024
 
-_PROJECT_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PROJECT_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 class IdentitySetting(BaseModel):
@@ -49,13 +50,24 @@ class SparcConfig(BaseModel):
     # database servers to verify revisions on besides SQLite: dialect -> URL
     verify: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("workflow")
+    @classmethod
+    def _workflow_is_a_name(cls, value: str) -> str:
+        # the name picks .sparc/workflows/<name>.yaml; a path would leave it
+        if not _WORKFLOW_NAME.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a workflow name; use letters, digits, '-' and "
+                "'_' (like sparc or refinement)"
+            )
+        return value
+
     @field_validator("project")
     @classmethod
     def _project_is_a_package_name(cls, value: str) -> str:
-        if not _PROJECT_NAME.match(value) or keyword.iskeyword(value):
+        if not _PROJECT_NAME.fullmatch(value) or keyword.iskeyword(value):
             raise ValueError(
-                "must be a Python package name: lowercase letters, digits and '_', "
-                "not starting with a digit, not a Python keyword"
+                f"{value!r} is not a Python package name; use lowercase letters, "
+                "digits and '_', not starting with a digit, not a Python keyword"
             )
         return value
 

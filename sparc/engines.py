@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import structlog
 
-from sparc.errors import ConfigError
+from sparc.errors import ConfigError, EngineError
 
 if TYPE_CHECKING:
     from sparc.backlog import TaskFile
@@ -64,6 +64,72 @@ class WorkContext:
     findings: tuple[Finding, ...] = ()
     # files written earlier in this run, workspace-relative
     written: tuple[str, ...] = ()
+    # the deliverables under review: path -> text, not yet written to the workspace
+    files: Mapping[str, str] = field(default_factory=dict)
+    # counts model calls, tokens and cost against the run's budget
+    meter: Meter | None = None
+
+    def deliverable(self, path: str) -> str | None:
+        """The text of `path` as this phase produced it, else as on disk."""
+        if path in self.files:
+            return self.files[path]
+        target = self.workspace.resolve(path, field="path")
+        return target.read_text(encoding="utf-8") if target.is_file() else None
+
+
+@dataclass
+class Usage:
+    """Tokens, cost and model steps one engine invocation used."""
+
+    tokens: int = 0
+    cost: float = 0.0
+    steps: int = 0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"tokens": self.tokens, "cost": round(self.cost, 6), "steps": self.steps}
+
+
+class Meter:
+    """Counts what an engine uses and stops it when a budget limit is reached.
+
+    The graph gives each engine invocation a meter holding what the task (and
+    batch) has left; an engine calls `charge` after every model call. Once a
+    limit is reached `exceeded` names it and `charge` raises EngineError.
+    """
+
+    def __init__(
+        self,
+        remaining: Mapping[str, float] | None = None,
+        *,
+        scopes: Mapping[str, str] | None = None,
+        task_id: str = "",
+        phase: str = "",
+        persona: str = "",
+    ) -> None:
+        self.used = Usage()
+        self.exceeded = ""
+        self._remaining = dict(remaining or {})
+        self._scopes = dict(scopes or {})
+        self._where = {"task_id": task_id, "phase": phase, "persona": persona}
+
+    def charge(self, *, tokens: int = 0, cost: float = 0.0, steps: int = 1) -> None:
+        """Add one model call's usage.
+
+        Raises:
+            EngineError: a limit is passed; `exceeded` names it.
+        """
+        self.used.tokens += tokens
+        self.used.cost += cost
+        self.used.steps += steps
+        used = self.used.as_dict()
+        for name, left in self._remaining.items():
+            if used[name] > left:
+                scope = self._scopes.get(name, "task")
+                self.exceeded = (
+                    f"{scope} {name} budget reached: this invocation used "
+                    f"{used[name]:g} of the {left:g} left"
+                )
+                raise EngineError(self.exceeded, **self._where)
 
 
 @dataclass(frozen=True)
@@ -73,6 +139,7 @@ class WorkResult:
     files: Mapping[str, str] = field(default_factory=dict)
     summary: str = ""
     report: tuple[str, ...] = ()
+    usage: Usage = field(default_factory=Usage)
 
 
 @dataclass(frozen=True)
@@ -80,6 +147,9 @@ class Review:
     verdict: Verdict
     findings: tuple[Finding, ...] = ()
     summary: str = ""
+    # an earlier phase the work must go back to (a "revise" that reopens it)
+    send_back_to: str = ""
+    usage: Usage = field(default_factory=Usage)
 
 
 @runtime_checkable

@@ -43,8 +43,11 @@ def display_path(path: Path | str) -> str:
     root = _display_root.get()
     candidate = Path(path)
     if root is not None and candidate.is_absolute():
+        # the last part is not resolved: a symlink is named where it is, not
+        # where it leads
+        named = candidate.parent.resolve() / candidate.name
         try:
-            return candidate.resolve().relative_to(root).as_posix()
+            return named.relative_to(root).as_posix()
         except ValueError:
             pass
     return str(candidate)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -67,6 +68,11 @@ _TRAILER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 _SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+_OBJECT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+# git prints these (with LC_ALL=C, which GitPython sets) when `commit --only`
+# finds its paths unchanged
+_NOTHING_TO_COMMIT = re.compile(r"nothing (?:added )?to commit|no changes added")
+
 _FIRST_WAIT = 0.05
 _LONGEST_WAIT = 1.0
 
@@ -103,6 +109,10 @@ class Identity:
             "GIT_COMMITTER_NAME": self.name,
             "GIT_COMMITTER_EMAIL": self.email,
         }
+
+
+class _NothingToCommit(Exception):
+    """`git commit` found none of the given paths changed since HEAD."""
 
 
 class WorkspaceRepo(Repo):
@@ -300,6 +310,9 @@ def check_clean(repo: Repo, paths: Sequence[str]) -> None:
         "--no-renames",
         "--",
         *pathspecs,
+        # status would otherwise refresh the index under index.lock and make
+        # a parallel task's commit wait
+        env={"GIT_OPTIONAL_LOCKS": "0"},
     )
 
     dirty: list[str] = []
@@ -365,14 +378,17 @@ def commit_paths(
             timeout=lock_timeout,
             stale_after=stale_after,
         )
-        before = _index_entries(repo, index_lock, pathspecs)
-        try:
-            return _stage_and_commit(
-                repo, index_lock, pathspecs, before, full_message, identity
-            )
-        except BaseException:
-            _restore_index(repo, index_lock, pathspecs, before)
-            raise
+        # a copy of the index is the cheapest record of how it was: git
+        # replaces the index by renaming, so the copy is always one whole file
+        with tempfile.TemporaryDirectory(prefix="sparc-index-") as scratch:
+            backup = _backup_index(git_dir, Path(scratch))
+            try:
+                return _stage_and_commit(
+                    repo, index_lock, pathspecs, full_message, identity
+                )
+            except BaseException:
+                _restore_index(repo, index_lock, pathspecs, backup)
+                raise
 
 
 def find_task_commit(
@@ -545,67 +561,125 @@ def _stage_and_commit(
     repo: Repo,
     index_lock: _IndexLock,
     pathspecs: list[str],
-    before: dict[str, str],
     message: str,
     identity: Identity,
 ) -> str | None:
-    # stage only what can be staged: a path that is neither on disk nor in the
-    # index would make `git add` fail, and a deletion already staged is kept
-    root = Path(repo.working_dir)
-    stageable = [
-        spec
-        for spec, path in zip(pathspecs, _unspec(pathspecs), strict=True)
-        if os.path.lexists(root / path)
-        or any(p == path or p.startswith(f"{path}/") for p in before)
-    ]
-    if stageable:
-        _git_locked(repo, index_lock, "add", "--all", "--", *stageable)
-
-    changed = _git_locked(
-        repo,
-        index_lock,
-        "diff",
-        "--cached",
-        "--name-only",
-        "-z",
-        "--no-renames",
-        "--",
-        *pathspecs,
-    )
-    changed_paths = [p for p in changed.split("\0") if p]
-    if not changed_paths:
+    # Two git processes, as few as a hand-made commit: `add` makes new files
+    # known, `commit --only` commits exactly the paths and leaves whatever else
+    # the user staged alone.
+    stageable = _stageable(repo, index_lock, pathspecs)
+    if not stageable:
         log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
         return None
+    _git_locked(repo, index_lock, "add", "--all", "--", *stageable)
 
-    _git_locked(
-        repo,
-        index_lock,
-        "commit",
-        "--quiet",
-        "--only",
-        "--cleanup=whitespace",
-        f"--message={message}",
-        "--",
-        *(_literal(p) for p in changed_paths),
-        env=identity.environment(),
-    )
-    sha = _git(repo, "rev-parse", "--verify", "HEAD").strip()
+    try:
+        _git_locked(
+            repo,
+            index_lock,
+            "commit",
+            "--quiet",
+            "--only",
+            "--cleanup=whitespace",
+            f"--message={message}",
+            "--",
+            *stageable,
+            env=identity.environment(),
+        )
+    except _NothingToCommit:
+        log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
+        return None
+    sha = _head_sha(repo)
 
     log.info(
         "git_committed",
         sha=sha,
-        files=len(changed_paths),
+        files=len(stageable),
         subject=message.splitlines()[0],
     )
     return sha
 
 
+def _stageable(repo: Repo, index_lock: _IndexLock, pathspecs: list[str]) -> list[str]:
+    """The pathspecs git can stage: on disk, or in the index (a deletion).
+
+    A path that is neither would make `git add` fail; only when some path is
+    missing on disk is git asked which of them the index knows.
+    """
+    root = Path(repo.working_dir)
+    paths = _unspec(pathspecs)
+    missing = [
+        spec
+        for spec, path in zip(pathspecs, paths, strict=True)
+        if not os.path.lexists(root / path)
+    ]
+    if not missing:
+        return pathspecs
+
+    known = _index_entries(repo, index_lock, missing)
+    return [
+        spec
+        for spec, path in zip(pathspecs, paths, strict=True)
+        if spec not in missing
+        or any(p == path or p.startswith(f"{path}/") for p in known)
+    ]
+
+
+def _backup_index(git_dir: Path, scratch: Path) -> Path | None:
+    index = git_dir / "index"
+    backup = scratch / "index"
+    try:
+        shutil.copyfile(index, backup)
+    except FileNotFoundError:
+        return None
+    return backup
+
+
+def _head_sha(repo: Repo) -> str:
+    """HEAD's commit, read from the ref files; git is asked only when unsure."""
+    git_dir = Path(repo.git_dir)
+    common_dir = Path(repo.common_dir)
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        if not head.startswith("ref: "):
+            sha = head
+        else:
+            ref = head.removeprefix("ref: ")
+            loose = common_dir / ref
+            sha = (
+                loose.read_text(encoding="utf-8").strip()
+                if loose.is_file()
+                else _packed_ref(common_dir, ref)
+            )
+    except (OSError, UnicodeDecodeError):
+        sha = ""
+    if _OBJECT_ID.match(sha):
+        return sha
+    return _git(repo, "rev-parse", "--verify", "HEAD").strip()
+
+
+def _packed_ref(common_dir: Path, ref: str) -> str:
+    packed = common_dir / "packed-refs"
+    if not packed.is_file():
+        return ""
+    for line in packed.read_text(encoding="utf-8").splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref:
+            return sha
+    return ""
+
+
 def _index_entries(
-    repo: Repo, index_lock: _IndexLock, pathspecs: list[str]
+    repo: Repo,
+    index_lock: _IndexLock,
+    pathspecs: list[str],
+    *,
+    index_file: Path | None = None,
 ) -> dict[str, str]:
     """Return `git ls-files --stage` lines for `pathspecs`, keyed by path."""
+    env = {"GIT_INDEX_FILE": str(index_file)} if index_file else None
     output = _git_locked(
-        repo, index_lock, "ls-files", "--stage", "-z", "--", *pathspecs
+        repo, index_lock, "ls-files", "--stage", "-z", "--", *pathspecs, env=env
     )
     entries: dict[str, str] = {}
     for line in output.split("\0"):
@@ -615,11 +689,17 @@ def _index_entries(
 
 
 def _restore_index(
-    repo: Repo, index_lock: _IndexLock, pathspecs: list[str], before: dict[str, str]
+    repo: Repo, index_lock: _IndexLock, pathspecs: list[str], backup: Path | None
 ) -> None:
+    """Put the index entries of `pathspecs` back as the backup copy has them."""
     try:
         # the lock wait gets a fresh budget: the commit may have used it all
         index_lock.deadline = time.monotonic() + index_lock.timeout
+        before = (
+            _index_entries(repo, index_lock, pathspecs, index_file=backup)
+            if backup
+            else {}
+        )
         after = _index_entries(repo, index_lock, pathspecs)
         removed = [path for path in after if path not in before]
         zero = "0" * _object_id_length(repo) if removed else ""
@@ -645,22 +725,31 @@ def _git_locked(
     env: Mapping[str, str] | None = None,
     stdin: BinaryIO | None = None,
 ) -> str:
-    """Run git once `index.lock` is free, again if another program took it first."""
+    """Run git once `index.lock` is free, again if another program took it first.
+
+    Raises:
+        _NothingToCommit: `git commit` found none of its paths changed.
+        GitError: git failed for any other reason.
+    """
     while True:
         index_lock.wait_until_free()
         try:
             return _run(repo, args, env=env, stdin=stdin)
         except GitCommandError as error:
-            if f"{INDEX_LOCK_NAME}': File exists" not in _stderr(error):
-                raise GitError(
-                    f"git {args[0]} failed in {repo.working_dir}: {_stderr(error)}"
-                ) from error
-            index_lock.backoff()
+            stderr = _stderr(error)
+            if f"{INDEX_LOCK_NAME}': File exists" in stderr:
+                index_lock.backoff()
+                continue
+            if args[0] == "commit" and _NOTHING_TO_COMMIT.search(_stdout(error)):
+                raise _NothingToCommit from error
+            raise GitError(
+                f"git {args[0]} failed in {repo.working_dir}: {stderr}"
+            ) from error
 
 
-def _git(repo: Repo, *args: str) -> str:
+def _git(repo: Repo, *args: str, env: Mapping[str, str] | None = None) -> str:
     try:
-        return _run(repo, args)
+        return _run(repo, args, env=env)
     except GitCommandError as error:
         raise GitError(
             f"git {args[0]} failed in {repo.working_dir}: {_stderr(error)}"
@@ -822,6 +911,11 @@ def _describe_status(state: str) -> str:
 
 def _trailer_values(text: str) -> list[str]:
     return [value.strip() for value in text.split("\x1e") if value.strip()]
+
+
+def _stdout(error: GitCommandError) -> str:
+    text = error.stdout if isinstance(error.stdout, str) else str(error.stdout)
+    return text
 
 
 def _stderr(error: GitCommandError) -> str:

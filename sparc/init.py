@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Template
 
@@ -14,6 +15,7 @@ import yaml
 from sparc import gitops
 from sparc.config import CONFIG_FILE, load_config, project_name_for
 from sparc.errors import ConfigError
+from sparc.workspace import Workspace, write_text_atomic
 
 log = structlog.get_logger(__name__)
 
@@ -99,29 +101,34 @@ def _check_project_name(name: str) -> None:
 
 
 def _lay_templates(root: Path, project: str) -> list[str]:
-    created: list[str] = []
+    workspace = Workspace.at(root)
     template_root = files("sparc.workspace_templates")
+    planned: list[tuple[Traversable, str]] = []
     for source, relative in sorted(_walk(template_root, ""), key=lambda p: p[1]):
         target_rel = relative.replace("__project__", project)
         target_rel = "/".join(
             "." + part.removeprefix("dot-") if part.startswith("dot-") else part
             for part in target_rel.split("/")
         )
-        target = root / target_rel
-        if target.exists():
-            continue
+        # every target is checked before the first is written: a folder of
+        # the user's that links out of the workspace must not receive templates
+        target = workspace.resolve(target_rel, field="template")
+        if not target.exists():
+            planned.append((source, target_rel))
+
+    created: list[str] = []
+    for source, target_rel in planned:
         text = Template(source.read_text(encoding="utf-8")).safe_substitute(
             project=project
         )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_text_atomic(root / target_rel, text)
         created.append(target_rel)
     return created
 
 
-def _walk(node: object, prefix: str) -> list[tuple[object, str]]:
-    found: list[tuple[object, str]] = []
-    for child in node.iterdir():  # type: ignore[attr-defined]
+def _walk(node: Traversable, prefix: str) -> list[tuple[Traversable, str]]:
+    found: list[tuple[Traversable, str]] = []
+    for child in node.iterdir():
         if child.name in _SKIPPED or child.name.endswith(".pyc"):
             continue
         if not prefix and child.name in _SKIPPED_AT_TOP:
@@ -151,7 +158,7 @@ def _write_identity(root: Path, identity: gitops.Identity) -> None:
         "name": identity.name,
         "email": identity.email,
     }
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def _all_files(repo: object) -> list[str]:

@@ -31,6 +31,7 @@ LangGraph. The shipped cards live in the `sparc.personas` package folder.
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -225,11 +226,12 @@ def _redecode(text: str) -> str | None:
 # ---------------------------------------------------------------------------
 # parsing
 
-_TITLE = re.compile(
-    r"^#[ \t]+(?:(?P<emoji>[^\w\s()]+)[ \t]+)?(?P<name>[^()]*?\w[^()]*?)[ \t]*"
-    r"\((?P<role>[^()]*\w[^()]*)\)[ \t]*$"
-)
-_HEADING = re.compile(r"^(?P<level>#{1,6})[ \t]+(?P<text>.*?)[ \t#]*$")
+# The title is matched in two simple steps instead of one pattern with nested
+# optional parts, which backtracked for minutes on a long line without a role.
+_TITLE = re.compile(r"#[ \t](?P<name>[^()]*)\((?P<role>[^()]*)\)")
+_TITLE_EMOJI = re.compile(r"(?P<emoji>[^\w\s()]+)[ \t]+(?P<name>.*)", re.DOTALL)
+_WORD = re.compile(r"\w")
+_HEADING = re.compile(r"(?P<level>#{1,6})[ \t]+(?P<text>.*)")
 _SECTION_NUMBER = re.compile(r"^\d+(?:\.\d+)*\.?[ \t]*")
 _FENCE = re.compile(r"^[ \t]{0,3}(?P<fence>`{3,}|~{3,})")
 _SEPARATOR_CELL = re.compile(r"^:?-+:?$")
@@ -258,7 +260,12 @@ def load_card(path: Path | str) -> PersonaCard:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise PersonaCardError(
+                "not a regular file; a persona card must be a file", path=path
+            )
+        size = status.st_size
         if size > MAX_CARD_BYTES:
             raise _too_large(size, path)
         data = path.read_bytes()
@@ -371,20 +378,35 @@ def _parse_title(lines: list[str], source: Path | str) -> tuple[str, str, str]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        match = _TITLE.match(line.strip())
-        if match is None:
+        title = _split_title(line.strip())
+        if title is None:
             raise PersonaCardError(
                 "the card must start with a title line '# <emoji> <Name> (<Role>)'",
                 path=source,
                 line=number,
             )
-        return match["emoji"] or "", match["name"].strip(), match["role"].strip()
+        return title
     raise PersonaCardError(
         "the card is empty; it must start with a title line "
         "'# <emoji> <Name> (<Role>)'",
         path=source,
         line=1,
     )
+
+
+def _split_title(line: str) -> tuple[str, str, str] | None:
+    """The emoji, name and role of a title line, None when it is not one."""
+    match = _TITLE.fullmatch(line)
+    if match is None:
+        return None
+    name, role = match["name"].strip(" \t"), match["role"].strip()
+    emoji = ""
+    with_emoji = _TITLE_EMOJI.fullmatch(name)
+    if with_emoji is not None and _WORD.search(with_emoji["name"]):
+        emoji, name = with_emoji["emoji"], with_emoji["name"]
+    if not _WORD.search(name) or not _WORD.search(role):
+        return None
+    return emoji, name.strip(), role
 
 
 def _sections(lines: list[str]) -> list[_Section]:
@@ -399,9 +421,12 @@ def _sections(lines: list[str]) -> list[_Section]:
         elif opening:
             fence = opening["fence"][:3]
         else:
-            heading = _HEADING.match(line)
+            heading = _HEADING.fullmatch(line)
             if heading and len(heading["level"]) > 1:
-                title = _SECTION_NUMBER.sub("", heading["text"]).strip().lower()
+                # closing hashes are stripped here: a pattern doing it backtracked
+                # quadratically on a long run of ' #'
+                text = heading["text"].rstrip(" \t#")
+                title = _SECTION_NUMBER.sub("", text).strip().lower()
                 sections.append(_Section(title, number, []))
                 continue
         if sections:

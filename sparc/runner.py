@@ -1,38 +1,108 @@
-"""Running tasks: one task through the graph, or the whole ready backlog."""
+"""Running tasks: one task through the graph, the whole ready backlog, approvals.
+
+Every task run is one LangGraph thread whose id is stable across restarts (the
+task id and a digest of its content), checkpointed in SQLite under `.sparc/` or
+in PostgreSQL when a URL is configured. Rerunning a task, or `resume`, picks
+the thread up where it stopped. A run paused at an approval gate leaves a
+record under `.sparc/waiting/`; `approve` and `reject` resume it from any
+process. A lock file with the running process's pid under `.sparc/locks/`
+keeps two processes off one task and lets a live process take over the task
+of a dead one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import sqlite3
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+import yaml
 from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sparc import gitops
 from sparc.backlog import Backlog, TaskFile, TaskStatus
-from sparc.config import load_config
+from sparc.config import CONFIG_FILE, load_config
 from sparc.engines import EngineRegistry
-from sparc.errors import BacklogError
-from sparc.graph import build_graph, initial_state
+from sparc.errors import BacklogError, ConfigError
+from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
 from sparc.personas import PersonaRegistry
-from sparc.runtime import Runtime
-from sparc.workflow import builtin_workflow, load_workflow
+from sparc.runtime import BudgetSettings, Runtime
+from sparc.workflow import Workflow, builtin_workflow, load_workflow
 from sparc.workspace import Workspace, write_text_atomic
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 log = structlog.get_logger(__name__)
 
 CHECKPOINTS_FILE = "checkpoints.sqlite"
+CHECKPOINT_URL_ENV = "SPARC_CHECKPOINT_URL"
 RUNS_DIR = "runs"
+WAITING_DIR = "waiting"
+LOCKS_DIR = "locks"
+PERSONA_ENTRY_POINT_GROUP = "sparc.personas"
+WAITING = "WAITING"
+
+
+class CheckpointSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str | None = None
+
+
+class RunSettings(BaseModel):
+    """The run sections of `.sparc/config.yaml`: engines, budget, checkpoints."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engines: dict[str, str] = {}
+    budget: BudgetSettings = BudgetSettings()
+    checkpoints: CheckpointSettings = CheckpointSettings()
+
+
+def load_run_settings(root: Path) -> RunSettings:
+    """Read `engines`, `budget` and `checkpoints` from `.sparc/config.yaml`.
+
+    Raises:
+        ConfigError: a field of these sections is invalid.
+    """
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return RunSettings()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        # load_config reports a broken file with its line; nothing to add here
+        return RunSettings()
+    if not isinstance(data, dict):
+        return RunSettings()
+    sections = {k: data[k] for k in ("engines", "budget", "checkpoints") if k in data}
+    try:
+        return RunSettings.model_validate(sections)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"])
+        raise ConfigError(
+            f"{where}: {error['msg']}", path=CONFIG_FILE, field=where
+        ) from None
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How one task run ended, with its own record of who did what."""
+    """How one task run ended (or paused), with its own record of who did what."""
 
     task_id: str
     run_id: str
@@ -42,10 +112,19 @@ class RunOutcome:
     record: list[dict[str, str]] = field(default_factory=list)
     written: list[str] = field(default_factory=list)
     report: list[str] = field(default_factory=list)
+    usage: list[dict[str, Any]] = field(default_factory=list)
+    # findings of the last review round (warnings an approval let through)
+    findings: list[dict[str, str]] = field(default_factory=list)
+    # the phase whose gate waits for a person, when status is WAITING
+    waiting_at: str = ""
 
     @property
     def complete(self) -> bool:
         return self.status == TaskStatus.COMPLETE.value
+
+    @property
+    def waiting(self) -> bool:
+        return self.status == WAITING
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -53,22 +132,51 @@ class RunOutcome:
             "run_id": self.run_id,
             "status": self.status,
             "reason": self.reason,
+            "waiting_at": self.waiting_at,
             "commit": self.commit,
             "record": self.record,
             "written": self.written,
             "report": self.report,
+            "findings": self.findings,
+            "usage": usage_summary(self.usage),
         }
 
 
-class Runner:
-    """Runs a workspace's tasks through the SPARC graph with SQLite checkpoints."""
+def usage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Tokens, cost and steps in total, per phase and per persona."""
+    by: dict[str, dict[str, dict[str, float]]] = {"phase": {}, "persona": {}}
+    for key in by:
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            groups.setdefault(entry[key], []).append(entry)
+        by[key] = {name: usage_totals(group) for name, group in groups.items()}
+    return {
+        "total": usage_totals(entries),
+        "per_phase": by["phase"],
+        "per_persona": by["persona"],
+    }
 
-    def __init__(self, runtime: Runtime, *, checkpoints: Path | None = None) -> None:
+
+class Runner:
+    """Runs a workspace's tasks through the SPARC graph with checkpoints.
+
+    One compiled graph serves every thread; `run` may be called from several
+    threads for different tasks at once.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        checkpoints: Path | None = None,
+        checkpoint_url: str | None = None,
+    ) -> None:
         self.runtime = runtime
-        path = checkpoints or runtime.workspace.state_dir / CHECKPOINTS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = sqlite3.connect(str(path), check_same_thread=False)
-        self.graph = build_graph(runtime, checkpointer=SqliteSaver(self._connection))
+        self._closers: list[Callable[[], None]] = []
+        self.checkpointer = self._open_checkpointer(checkpoints, checkpoint_url)
+        self.graph = build_graph(runtime, checkpointer=self.checkpointer)
+        self._batch_used: dict[str, float] = dict.fromkeys(LIMITS, 0)
+        self._batch_lock = threading.Lock()
 
     @classmethod
     def open(
@@ -77,38 +185,40 @@ class Runner:
         *,
         engines: EngineRegistry | None = None,
         personas: PersonaRegistry | None = None,
+        budget: BudgetSettings | None = None,
+        checkpoint_url: str | None = None,
     ) -> Runner:
         """Open a workspace, validating every input before any work is done.
+
+        Args:
+            root: the workspace folder.
+            engines: engines to use; default: built-in engines, entry points,
+                then the models configured under `engines:`.
+            personas: persona cards; default: built-in, entry points, then
+                `.sparc/personas/`.
+            budget: limits on model use; default: the `budget:` section.
+            checkpoint_url: a PostgreSQL URL for checkpoints; default: the
+                `checkpoints.url` setting, else `SPARC_CHECKPOINT_URL`, else
+                SQLite under `.sparc/`.
 
         Raises:
             InputError: the configuration, a task file, the backlog graph, a
                 persona card or the workflow is invalid.
             GitError: the workspace is not a usable git repository.
         """
-        workspace = Workspace.at(root)
-        config = load_config(workspace.root)
-        Backlog.load(workspace.backlog_dir)
-        personas = personas or personas_for(workspace)
-        workflow = _workflow_for(workspace, config.workflow)
-        repo = gitops.open_repository(workspace.root)
-        configured = config.git.identity
-        identity = gitops.resolve_identity(
-            repo,
-            gitops.Identity(configured.name, configured.email) if configured else None,
+        runtime = open_runtime(root, engines=engines, personas=personas, budget=budget)
+        settings = load_run_settings(runtime.workspace.root)
+        url = (
+            checkpoint_url
+            or settings.checkpoints.url
+            or os.environ.get(CHECKPOINT_URL_ENV)
         )
-        runtime = Runtime(
-            workspace=workspace,
-            config=config,
-            personas=personas,
-            engines=engines or EngineRegistry.default(),
-            workflow=workflow,
-            repo=repo,
-            identity=identity,
-        )
-        return cls(runtime)
+        return cls(runtime, checkpoint_url=url)
 
     def close(self) -> None:
-        self._connection.close()
+        for close in reversed(self._closers):
+            close()
+        self._closers.clear()
 
     def __enter__(self) -> Runner:
         return self
@@ -120,71 +230,102 @@ class Runner:
         return Backlog.load(self.runtime.workspace.backlog_dir)
 
     def run(self, task_id: str) -> RunOutcome:
-        """Run one task to COMPLETE or BLOCKED, resuming an interrupted run.
+        """Run one task to COMPLETE, BLOCKED or a pause, resuming where it stopped.
+
+        A task waiting for approval is not run again: its outcome says WAITING.
 
         Raises:
-            BacklogError: the task does not exist, is already complete, or waits
-                for dependencies that are not complete.
+            BacklogError: the task does not exist, is already complete, waits
+                for dependencies that are not complete, or another live
+                process is running it.
         """
         backlog = self.backlog()
         task_file = backlog.get(task_id)
-        waiting = backlog.blocked_by(task_id)
-        if waiting:
-            raise BacklogError(
-                f"{task_id} waits for {', '.join(waiting)} to be COMPLETE",
-                paths=[self.runtime.workspace.relative(task_file.path)],
-                task_ids=[task_id],
-            )
-        if task_file.task.status == TaskStatus.COMPLETE:
-            raise BacklogError(
-                f"{task_id} is already COMPLETE; set its status to READY to run it "
-                "again",
-                paths=[self.runtime.workspace.relative(task_file.path)],
-                task_ids=[task_id],
-            )
-
         run_id = run_id_for(task_file)
-        config = {"configurable": {"thread_id": run_id}}
-        snapshot = self.graph.get_state(config)
-        with structlog.contextvars.bound_contextvars(task_id=task_id):
+        config = self._config(run_id)
+        unfinished = bool(self.graph.get_state(config).next)
+        if not unfinished:
+            self._check_runnable(backlog, task_file)
+
+        with (
+            self._locked(task_id),
+            structlog.contextvars.bound_contextvars(task_id=task_id),
+        ):
+            snapshot = self.graph.get_state(config)
+            if snapshot.interrupts:
+                return self._finish(task_id, run_id)
             if snapshot.next:
                 log.info("run_resumed", run_id=run_id, next=list(snapshot.next))
-                final = self.graph.invoke(None, config)
+                self.graph.invoke(None, config, durability="sync")
             else:
-                final = self.graph.invoke(initial_state(task_id, run_id), config)
+                self.graph.invoke(
+                    initial_state(task_id, run_id), config, durability="sync"
+                )
+            return self._finish(task_id, run_id)
 
-        outcome = RunOutcome(
-            task_id=task_id,
-            run_id=run_id,
-            status=final.get("status", ""),
-            reason=final.get("reason", ""),
-            commit=final.get("commit", ""),
-            record=list(final.get("record", [])),
-            written=list(final.get("written", [])),
-            report=list(final.get("report", [])),
-        )
-        self._save_record(outcome)
-        return outcome
+    def resume(self, task_id: str) -> RunOutcome:
+        """Finish a task whose run was interrupted; the same as `run`."""
+        return self.run(task_id)
+
+    def approve(self, task_id: str) -> RunOutcome:
+        """Give the approval a paused run waits for, and let it go on.
+
+        Raises:
+            BacklogError: the task is not waiting for approval.
+        """
+        return self._answer(task_id, {"approved": True, "reason": ""})
+
+    def reject(self, task_id: str, reason: str) -> RunOutcome:
+        """Refuse a paused run's approval: the task ends BLOCKED with `reason`.
+
+        Raises:
+            BacklogError: the task is not waiting for approval.
+        """
+        return self._answer(task_id, {"approved": False, "reason": reason})
+
+    def waiting(self) -> dict[str, dict[str, Any]]:
+        """Tasks paused at a gate: task id -> the waiting record."""
+        folder = self.runtime.workspace.state_dir / WAITING_DIR
+        return read_waiting(folder)
+
+    def unfinished(self) -> list[str]:
+        """Ids of tasks whose last run stopped before COMPLETE or BLOCKED."""
+        found = []
+        for task_file in self.backlog().tasks:
+            config = self._config(run_id_for(task_file))
+            snapshot = self.graph.get_state(config)
+            if snapshot.next and not snapshot.interrupts:
+                found.append(task_file.task.id)
+        return found
 
     def batch(
         self, *, on_finish: Callable[[RunOutcome], None] | None = None
     ) -> list[RunOutcome]:
         """Run every ready task until none is left, in dependency and priority order.
 
-        A task left IN_PROGRESS by an interrupted run is resumed first. A blocked
-        task does not stop the batch; its dependents simply never become ready.
+        Runs interrupted by a crash are finished first, then tasks left
+        IN_PROGRESS, then the ready set. A blocked or waiting task does not
+        stop the batch; its dependents simply never become ready. Batch budget
+        limits count every run of this call.
         """
         outcomes: list[RunOutcome] = []
         attempted: set[str] = set()
+        self._batch_used = dict.fromkeys(LIMITS, 0)
         while True:
             backlog = self.backlog()
-            candidates = [
+            waiting = self.waiting()
+            resumable = [backlog.get(task_id) for task_id in self.unfinished()]
+            left_running = [
                 tf
                 for tf in backlog.tasks
                 if tf.task.status == TaskStatus.IN_PROGRESS
                 and not backlog.blocked_by(tf.task.id)
-            ] + backlog.ready()
-            todo = [tf for tf in candidates if tf.task.id not in attempted]
+            ]
+            todo = [
+                tf
+                for tf in [*resumable, *left_running, *backlog.ready()]
+                if tf.task.id not in attempted and tf.task.id not in waiting
+            ]
             if not todo:
                 return outcomes
 
@@ -195,9 +336,291 @@ class Runner:
             if on_finish:
                 on_finish(outcome)
 
+    # internals
+
+    def _config(self, run_id: str) -> dict[str, Any]:
+        with self._batch_lock:
+            used = dict(self._batch_used)
+        return {"configurable": {"thread_id": run_id, "sparc_batch_used": used}}
+
+    def _check_runnable(self, backlog: Backlog, task_file: TaskFile) -> None:
+        task_id = task_file.task.id
+        where = [self.runtime.workspace.relative(task_file.path)]
+        waiting = backlog.blocked_by(task_id)
+        if waiting:
+            raise BacklogError(
+                f"{task_id} waits for {', '.join(waiting)} to be COMPLETE",
+                paths=where,
+                task_ids=[task_id],
+            )
+        if task_file.task.status == TaskStatus.COMPLETE:
+            raise BacklogError(
+                f"{task_id} is already COMPLETE; set its status to READY to run it "
+                "again",
+                paths=where,
+                task_ids=[task_id],
+            )
+
+    def _answer(self, task_id: str, answer: dict[str, Any]) -> RunOutcome:
+        task_file = self.backlog().get(task_id)
+        run_id = run_id_for(task_file)
+        config = self._config(run_id)
+        snapshot = self.graph.get_state(config)
+        if not snapshot.interrupts:
+            raise BacklogError(
+                f"{task_id} is not waiting for approval",
+                paths=[self.runtime.workspace.relative(task_file.path)],
+                task_ids=[task_id],
+            )
+        with (
+            self._locked(task_id),
+            structlog.contextvars.bound_contextvars(task_id=task_id),
+        ):
+            log.info("run_answered", approved=answer["approved"])
+            self.graph.invoke(Command(resume=answer), config, durability="sync")
+            return self._finish(task_id, run_id)
+
+    def _finish(self, task_id: str, run_id: str) -> RunOutcome:
+        """Read the thread's state into an outcome; keep the waiting record true."""
+        snapshot = self.graph.get_state(self._config(run_id))
+        values = snapshot.values
+        waiting_at = ""
+        status = values.get("status", "")
+        if snapshot.interrupts:
+            question = snapshot.interrupts[0].value
+            waiting_at = question.get("phase", "")
+            status = WAITING
+            reason = (
+                f"waiting for approval at {waiting_at}"
+                if question.get("kind") == "approval"
+                else f"waiting for approval at {waiting_at}: {question.get('limit')}"
+            )
+            self._write_waiting(task_id, run_id, question, reason)
+        else:
+            reason = values.get("reason", "")
+            self._clear_waiting(task_id)
+
+        outcome = RunOutcome(
+            task_id=task_id,
+            run_id=run_id,
+            status=status,
+            reason=reason,
+            commit=values.get("commit", ""),
+            record=list(values.get("record", [])),
+            written=list(values.get("written", [])),
+            report=list(values.get("report", [])),
+            usage=list(values.get("usage", [])),
+            findings=[f for r in values.get("reviews", []) for f in r["findings"]],
+            waiting_at=waiting_at,
+        )
+        if not outcome.waiting:
+            with self._batch_lock:
+                for name, value in usage_totals(outcome.usage).items():
+                    self._batch_used[name] += value
+        self._save_record(outcome)
+        return outcome
+
+    def _write_waiting(
+        self, task_id: str, run_id: str, question: dict[str, Any], reason: str
+    ) -> None:
+        path = self._waiting_path(task_id)
+        existing = read_waiting(path.parent).get(task_id, {})
+        record = {
+            "task_id": task_id,
+            "run_id": run_id,
+            "kind": question.get("kind", "approval"),
+            "phase": question.get("phase", ""),
+            "limit": question.get("limit", ""),
+            "message": reason,
+            "since": existing.get("since")
+            or datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+        log.info("run_waiting", task_id=task_id, phase=record["phase"])
+
+    def _clear_waiting(self, task_id: str) -> None:
+        self._waiting_path(task_id).unlink(missing_ok=True)
+
+    def _waiting_path(self, task_id: str) -> Path:
+        return self.runtime.workspace.state_dir / WAITING_DIR / f"{task_id}.json"
+
+    @contextlib.contextmanager
+    def _locked(self, task_id: str) -> Iterator[None]:
+        folder = self.runtime.workspace.state_dir / LOCKS_DIR
+        lock = TaskLock(folder / f"{task_id}.lock", task_id=task_id)
+        lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _save_record(self, outcome: RunOutcome) -> None:
         path = self.runtime.workspace.state_dir / RUNS_DIR / f"{outcome.task_id}.json"
         write_text_atomic(path, json.dumps(outcome.as_dict(), indent=2) + "\n")
+
+    def _open_checkpointer(
+        self, checkpoints: Path | None, url: str | None
+    ) -> BaseCheckpointSaver:
+        if url:
+            return self._open_postgres(url)
+        path = checkpoints or self.runtime.workspace.state_dir / CHECKPOINTS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # SqliteSaver serialises its use of the connection with its own lock
+        connection = sqlite3.connect(str(path), check_same_thread=False)
+        # WAL without a sync per commit survives a killed process (the case
+        # resume is for); only a power loss could drop the last checkpoints
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        self._closers.append(connection.close)
+        return SqliteSaver(connection)
+
+    def _open_postgres(self, url: str) -> BaseCheckpointSaver:
+        try:
+            import psycopg
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg.rows import dict_row
+        except ImportError as exc:
+            raise ConfigError(
+                f"checkpoints.url needs the package {exc.name!r}; install "
+                "langgraph-checkpoint-postgres",
+                path=CONFIG_FILE,
+                field="checkpoints.url",
+            ) from None
+        libpq = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            connection = psycopg.Connection.connect(
+                libpq, autocommit=True, prepare_threshold=0, row_factory=dict_row
+            )
+        except psycopg.Error as exc:
+            raise ConfigError(
+                f"checkpoints.url: cannot connect to PostgreSQL: {exc}",
+                path=CONFIG_FILE,
+                field="checkpoints.url",
+            ) from None
+        self._closers.append(connection.close)
+        saver = PostgresSaver(connection)  # type: ignore[arg-type]
+        saver.setup()
+        return saver
+
+
+class TaskLock:
+    """A lock file holding the pid of the process that runs a task.
+
+    A lock whose process is gone is taken over, so a task left IN_PROGRESS by
+    a killed run never stays stuck.
+    """
+
+    def __init__(self, path: Path, *, task_id: str) -> None:
+        self.path = path
+        self.task_id = task_id
+
+    def acquire(self) -> None:
+        """Take the lock.
+
+        Raises:
+            BacklogError: a live process holds it.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        mine = f"{os.getpid()}\n"
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = self._holder()
+            if holder is not None and _alive(holder):
+                raise BacklogError(
+                    f"{self.task_id} is being run by process {holder} (lock "
+                    f"{self.path.name} under .sparc/{LOCKS_DIR}); wait for it to "
+                    "finish",
+                    task_ids=[self.task_id],
+                ) from None
+            write_text_atomic(self.path, mine)
+            log.warning("lock_taken_over", task_id=self.task_id, dead_pid=holder)
+            return
+        with os.fdopen(fd, "w") as handle:
+            handle.write(mine)
+
+    def release(self) -> None:
+        if self._holder() == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def _holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip() or "0") or None
+        except (OSError, ValueError):
+            return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    # a zombie has exited; its parent just has not reaped it yet
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def read_waiting(folder: Path) -> dict[str, dict[str, Any]]:
+    """Waiting records in `folder`: task id -> record."""
+    found: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict):
+            found[path.stem] = record
+    return found
+
+
+def open_runtime(
+    root: Path | str,
+    *,
+    engines: EngineRegistry | None = None,
+    personas: PersonaRegistry | None = None,
+    budget: BudgetSettings | None = None,
+) -> Runtime:
+    """Read and validate a workspace into the Runtime a graph runs with.
+
+    Raises:
+        InputError: the configuration, a task file, the backlog graph, a
+            persona card or the workflow is invalid.
+        GitError: the workspace is not a usable git repository.
+    """
+    workspace = Workspace.at(root)
+    config = load_config(workspace.root)
+    settings = load_run_settings(workspace.root)
+    Backlog.load(workspace.backlog_dir)
+    personas = personas or personas_for(workspace)
+    workflow = _workflow_for(workspace, config.workflow)
+    repo = gitops.open_repository(workspace.root)
+    configured = config.git.identity
+    identity = gitops.resolve_identity(
+        repo,
+        gitops.Identity(configured.name, configured.email) if configured else None,
+    )
+    if engines is None:
+        from sparc.llm import configured_engines
+
+        engines = EngineRegistry.default()
+        configured_engines(engines, settings.engines)
+    return Runtime(
+        workspace=workspace,
+        config=config,
+        personas=personas,
+        engines=engines,
+        workflow=workflow,
+        repo=repo,
+        identity=identity,
+        budget=budget or settings.budget,
+    )
 
 
 def run_id_for(task_file: TaskFile) -> str:
@@ -210,13 +633,43 @@ def run_id_for(task_file: TaskFile) -> str:
 
 
 def personas_for(workspace: Workspace) -> PersonaRegistry:
+    """Built-in cards, then third-party folders (entry points), then the workspace's."""
+    dirs = [*_entry_point_persona_dirs()]
     own = workspace.state_dir / "personas"
     if own.is_dir():
-        return PersonaRegistry.from_dirs(own, builtin=True)
+        dirs.append(own)
+    if dirs:
+        return PersonaRegistry.from_dirs(*dirs, builtin=True)
     return PersonaRegistry.builtin()
 
 
-def _workflow_for(workspace: Workspace, name: str) -> Any:
+def _entry_point_persona_dirs() -> list[Path]:
+    """Folders of cards named by `sparc.personas` entry points.
+
+    An entry point's value is a module (its folder holds the cards) or a
+    callable returning the folder.
+    """
+    folders = []
+    for point in entry_points(group=PERSONA_ENTRY_POINT_GROUP):
+        loaded: Any = point.load()
+        if callable(loaded):
+            folder = Path(loaded())
+        elif getattr(loaded, "__file__", None):
+            folder = Path(loaded.__file__).parent
+        else:
+            folder = Path(str(loaded))
+        if not folder.is_dir():
+            raise ConfigError(
+                f"entry point {point.name} ({point.value}) of group "
+                f"{PERSONA_ENTRY_POINT_GROUP} gives {folder}, not a folder of cards",
+                field=PERSONA_ENTRY_POINT_GROUP,
+            )
+        folders.append(folder)
+        log.debug("persona_entry_point_loaded", name=point.name, folder=str(folder))
+    return folders
+
+
+def _workflow_for(workspace: Workspace, name: str) -> Workflow:
     own = workspace.state_dir / "workflows" / f"{name}.yaml"
     if own.is_file():
         return load_workflow(own)

@@ -7,10 +7,11 @@ editing the task file, committing, and undoing a run that ends blocked.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
 import structlog
+from pydantic import BaseModel, ConfigDict, Field
 
 from sparc import gitops
 from sparc.backlog import TaskFile, TaskStatus, load_task, set_status
@@ -31,6 +32,30 @@ log = structlog.get_logger(__name__)
 _COMMIT_SCOPES = {"database-engineer": "db", "python-engineer": "app"}
 
 
+class BudgetLimits(BaseModel):
+    """Upper bounds on model use; a missing limit is no limit."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tokens: int | None = Field(default=None, gt=0)
+    cost: float | None = Field(default=None, gt=0)
+    steps: int | None = Field(default=None, gt=0)
+
+
+class BudgetSettings(BaseModel):
+    """The `budget` section of `.sparc/config.yaml`.
+
+    `task` limits one task run, `batch` the runs of one `sparc batch`. On
+    reaching a limit the run pauses for a person (`pause`) or ends BLOCKED.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    task: BudgetLimits = BudgetLimits()
+    batch: BudgetLimits = BudgetLimits()
+    on_exceed: Literal["pause", "block"] = "pause"
+
+
 @dataclass
 class Runtime:
     workspace: Workspace
@@ -40,6 +65,7 @@ class Runtime:
     workflow: Workflow
     repo: Repo
     identity: gitops.Identity
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     def task(self, task_id: str) -> TaskFile:
         """The task as its file says now (the file is the single source of truth)."""

@@ -32,14 +32,41 @@ class RunState(TypedDict, total=False):
     run_id: str
     phases: list[str]
     rounds: dict[str, int]
+    # the deliverables of the phase under review: path -> text, written to the
+    # workspace only once the gate (and a person, where required) approves them
+    pending: dict[str, str]
+    # verdicts of the current review round, one per support persona
+    reviews: Annotated[list[dict[str, Any]], extend_or_reset]
     # the gate's merged verdict for the phase just reviewed
     verdict: str
+    # the earlier phase a reviewer reopened, when the gate sends the task back
+    send_back: str
     # findings that sent the work back, given to the next work round
     findings: list[dict[str, str]]
     written: Annotated[list[str], merge_paths]
     # one entry per engine invocation: phase, node, persona, role, verdict
     record: Annotated[list[dict[str, str]], extend_or_reset]
     report: Annotated[list[str], extend_or_reset]
+    # one entry per engine invocation: phase, persona, tokens, cost, steps
+    usage: Annotated[list[dict[str, Any]], extend_or_reset]
+    # which budget limit stopped the run, and the usage when a person last
+    # extended the budget (limits count from there)
+    budget_hit: str
+    budget_base: dict[str, float]
     status: str
     reason: str
     commit: str
+    verified: str
+
+
+class ReviewInput(TypedDict):
+    """What one parallel review branch gets (through `Send`)."""
+
+    task_id: str
+    run_id: str
+    phase: str
+    reviewer: str
+    pending: dict[str, str]
+    written: list[str]
+    usage: list[dict[str, Any]]
+    budget_base: dict[str, float]

@@ -9,6 +9,8 @@ A workflow file is YAML:
         max_review_rounds: 2
         require_approval: false
       - pseudocode            # a bare name takes the default policy
+      - name: architecture
+        send_back_to: [specification]   # reviewers may reopen these phases
 
 Phases use the lowercase keys of `SPARC_PHASES`, appear in SPARC order and at
 most once. This module is plain data: it does not import LangGraph.
@@ -16,6 +18,7 @@ most once. This module is plain data: it does not import LangGraph.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -26,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sparc.errors import WorkflowError
+from sparc.safe_yaml import load_yaml
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +79,8 @@ class PhasePolicy(BaseModel):
     name: str
     max_review_rounds: int = Field(default=2, ge=0, strict=True)
     require_approval: bool = Field(default=False, strict=True)
+    # earlier phases a reviewer of this phase may send the task back to
+    send_back_to: tuple[str, ...] = ()
 
     @field_validator("name", mode="before")
     @classmethod
@@ -85,6 +91,21 @@ class PhasePolicy(BaseModel):
                 f"unknown phase {value!r}; valid phases: {', '.join(SPARC_PHASES)}"
             )
         return key
+
+    @field_validator("send_back_to", mode="before")
+    @classmethod
+    def _known_targets(cls, value: object) -> object:
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of phase names")
+        keys = []
+        for item in value:
+            key = phase_key(item) if isinstance(item, str) else None
+            if key is None:
+                raise ValueError(
+                    f"unknown phase {item!r}; valid phases: {', '.join(SPARC_PHASES)}"
+                )
+            keys.append(key)
+        return tuple(dict.fromkeys(keys))
 
 
 class Workflow(BaseModel):
@@ -117,6 +138,13 @@ class Workflow(BaseModel):
                     f"in SPARC order: {', '.join(SPARC_PHASES)}"
                 )
             seen.append(policy.name)
+        for policy in phases:
+            for target in policy.send_back_to:
+                if target not in seen or _rank(target) >= _rank(policy.name):
+                    raise ValueError(
+                        f"phase {policy.name!r} may send back only to an earlier "
+                        f"phase of this workflow, not {target!r}"
+                    )
         return phases
 
     @property
@@ -229,7 +257,12 @@ def load_workflow(path: Path | str) -> Workflow:
     """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise WorkflowError(
+                "not a regular file; a workflow file must be a file", path=path
+            )
+        size = status.st_size
         if size > MAX_WORKFLOW_BYTES:
             raise _too_large(size, path)
         data = path.read_bytes()
@@ -280,17 +313,12 @@ def _parse_workflow(data: bytes, *, source: Path | str, default_name: str) -> Wo
             line=data.count(b"\n", 0, exc.start) + 1,
         ) from exc
 
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise WorkflowError(
-            f"not valid YAML: {problem}",
-            path=source,
-            line=mark.line + 1 if mark is not None else None,
-        ) from exc
+    def error(message: str, line: int | None, column: int | None) -> WorkflowError:
+        return WorkflowError(message, path=source, line=line)
+
+    root, document = load_yaml(
+        text, error, prefix="not valid YAML: ", with_context=False
+    )
     if not isinstance(document, dict):
         raise WorkflowError(
             "a workflow file must be a mapping with 'name', 'description' and 'phases'",

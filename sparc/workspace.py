@@ -14,7 +14,7 @@ BACKLOG_DIR = "docs/backlog"
 STATE_DIR = ".sparc"
 
 # Names that must stay usable on every filesystem and in a git tree.
-_PORTABLE_PART = re.compile(r"^[A-Za-z0-9._+@-][A-Za-z0-9 ._+@-]*$")
+_PORTABLE_PART = re.compile(r"[A-Za-z0-9._+@-][A-Za-z0-9 ._+@-]*")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10))}
 _WINDOWS_RESERVED |= {f"lpt{i}" for i in range(10)}
 
@@ -27,14 +27,25 @@ class Workspace:
 
     @classmethod
     def at(cls, path: Path | str) -> Workspace:
-        """Open the workspace at `path`, which must be an existing folder."""
+        """Open the workspace at `path`, which must be an existing folder.
+
+        Raises:
+            WorkspaceError: `path` is not a folder, or its backlog or state
+                folder is a symbolic link that leads outside it.
+        """
         root = Path(path).expanduser()
         if not root.is_dir():
             raise WorkspaceError(
                 "not a folder; pass an existing workspace or run `sparc init` first",
                 path=root,
             )
-        return cls(root.resolve())
+        workspace = cls(root.resolve())
+        # the backlog and the state folder are written to; a link that takes
+        # either out of the workspace would take those writes with it
+        for folder in (BACKLOG_DIR, STATE_DIR):
+            if (workspace.root / folder).exists():
+                workspace.resolve(folder, field=folder)
+        return workspace
 
     @property
     def backlog_dir(self) -> Path:
@@ -71,7 +82,7 @@ class Workspace:
                     f"{field}: {relative!r} climbs out of the workspace with '..'",
                     field=field,
                 )
-            if not _PORTABLE_PART.match(part) or part.split(".")[0].lower() in (
+            if not _PORTABLE_PART.fullmatch(part) or part.split(".")[0].lower() in (
                 _WINDOWS_RESERVED
             ):
                 raise WorkspaceError(

@@ -824,5 +824,6 @@ def test_plain_data_modules_do_not_import_the_runtime(module: str) -> None:
     assert not any(name.split(".")[0] == "langgraph" for name in imported)
     assert {n for n in imported if n.startswith("sparc")} <= {
         "sparc.errors",
+        "sparc.safe_yaml",
         "sparc.workflow",
     }

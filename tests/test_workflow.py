@@ -379,3 +379,32 @@ def test_policies_are_frozen() -> None:
     assert policy.name == "planning"
     with pytest.raises(pydantic.ValidationError):
         policy.max_review_rounds = 5  # type: ignore[misc]
+
+
+def test_send_back_targets_are_earlier_phases(tmp_path: Path) -> None:
+    """A phase may reopen only phases before it in the same workflow."""
+    path = tmp_path / "back.yaml"
+    path.write_text(
+        "name: back\nphases:\n  - specification\n  - name: architecture\n"
+        "    send_back_to: [Specification]\n"
+    )
+    assert load_workflow(path).policy("architecture").send_back_to == ("specification",)
+
+    path.write_text(
+        "name: back\nphases:\n  - name: specification\n"
+        "    send_back_to: [architecture]\n  - architecture\n"
+    )
+    with pytest.raises(WorkflowError, match="only to an earlier phase"):
+        load_workflow(path)
+
+    path.write_text(
+        "name: back\nphases:\n  - specification\n  - name: architecture\n"
+        "    send_back_to: [pseudocode]\n"
+    )
+    with pytest.raises(WorkflowError, match="not 'pseudocode'"):
+        load_workflow(path)
+
+
+def test_sparc_workflow_lets_architecture_reopen_the_specification() -> None:
+    policy = builtin_workflow("sparc").policy("architecture")
+    assert policy.send_back_to == ("specification",)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import stat
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,15 +60,20 @@ __all__ = [
     "IGNORED_FUNCTION_CALLS",
     "IGNORED_STATEMENTS",
     "MARKDOWN_SQL_LANGUAGES",
+    "MAX_SQL_FILE_BYTES",
     "ParsedSql",
     "Query",
     "SQL_SUFFIXES",
+    "UNTRUSTED_EXTENSIONS",
+    "UNTRUSTED_LANGUAGES",
     "parse_file",
     "parse_sql",
     "sql_from_markdown",
 ]
 
 SQL_SUFFIXES = (".sql",)
+# pg_dump of a large schema stays well below this; a bigger file is data.
+MAX_SQL_FILE_BYTES = 16 * 1024 * 1024
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 MARKDOWN_SQL_LANGUAGES = frozenset({"sql", "postgresql", "pgsql", "postgres"})
 
@@ -103,6 +109,19 @@ IGNORED_ALTER_TABLE_COMMANDS: dict[AlterTableType, str] = {
 IGNORED_FUNCTION_CALLS: dict[str, str] = {
     "set_config": "pg_dump sets search_path for the rest of the script",
     "setval": "a sequence's current value is data, not schema",
+}
+
+# Code in these languages runs with the database server's rights: a schema
+# from outside must not bring it onto the databases sparc verifies with.
+UNTRUSTED_LANGUAGES = frozenset(
+    {"c", "internal", "plpythonu", "plpython2u", "plpython3u", "plperlu", "pltclu"}
+    | {"plsh", "plr", "plv8u", "pljavau"}
+)
+UNTRUSTED_EXTENSIONS = UNTRUSTED_LANGUAGES | {
+    "adminpack",
+    "dblink",
+    "file_fdw",
+    "postgres_fdw",
 }
 
 _QUERY_STATEMENTS = (ast.SelectStmt, ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt)
@@ -174,7 +193,8 @@ _COMMENT_TOKENS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 _QUERY_NAME_COMMENT = re.compile(r"--\s*name\s*:\s*([A-Za-z_][\w.-]*)")
 _SIMPLE_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_$]*")
 _RESERVED_WORDS = frozenset(RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS)
-_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})\s*([^`\s]*)[^`]*$")
+# Possessive runs: an info string with a stray backtick must fail in linear time.
+_FENCE = re.compile(r"( {0,3})(`{3,}+|~{3,}+)([^`]*+)")
 
 
 @dataclass(frozen=True)
@@ -236,12 +256,13 @@ def sql_from_markdown(text: str) -> list[tuple[int, str]]:
     lines = text.splitlines()
     number = 0
     while number < len(lines):
-        opening = _FENCE.match(lines[number])
+        opening = _FENCE.fullmatch(lines[number])
         number += 1
         if opening is None:
             continue
 
-        indent, fence, language = opening.groups()
+        indent, fence, info = opening.groups()
+        language = next(iter(info.split()), "")
         body: list[str] = []
         first = number + 1
         while number < len(lines) and not _closes(lines[number], fence):
@@ -266,7 +287,8 @@ def parse_file(
         base: the schema the file builds on.
 
     Raises:
-        DDLError: the file cannot be read, has another suffix, or its SQL is
+        DDLError: the file is not a regular file, cannot be read, is larger
+            than 16 MiB, is not UTF-8, has another suffix, or its SQL is
             refused (see `parse_sql`); lines are those of the file itself.
     """
     suffix = path.suffix.lower()
@@ -277,13 +299,7 @@ def parse_file(
             f"give a file ending in {accepted}",
             path=display,
         )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DDLError(
-            f"cannot read the file ({error}): check that it exists and is UTF-8",
-            path=display,
-        ) from error
+    text = _read_sql_text(path, display)
 
     builder = _SchemaBuilder(base or SchemaSpec(), source=display)
     if suffix in SQL_SUFFIXES:
@@ -300,6 +316,35 @@ def parse_file(
         queries=len(parsed.queries),
     )
     return parsed
+
+
+def _read_sql_text(path: Path, display: str) -> str:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise DDLError(
+                "not a regular file; reference a .sql or .md file", path=display
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SQL_FILE_BYTES + 1)
+    except OSError as error:
+        raise DDLError(
+            f"cannot read the file ({error.strerror or error}): check that it exists",
+            path=display,
+        ) from error
+    if len(data) > MAX_SQL_FILE_BYTES:
+        raise DDLError(
+            f"the file is larger than {MAX_SQL_FILE_BYTES // (1024 * 1024)} MiB; "
+            "split the schema into several files",
+            path=display,
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DDLError(
+            f"not UTF-8 text (byte 0x{data[error.start]:02x}); save the file as UTF-8",
+            path=display,
+            line=data.count(b"\n", 0, error.start) + 1,
+        ) from None
 
 
 def _closes(line: str, fence: str) -> bool:
@@ -471,6 +516,15 @@ class _SchemaBuilder:
         self.first_line = first_line
         self.line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
+        # PostgreSQL's parser reads a C string: whatever follows a NUL would be
+        # dropped without a word.
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise self._error(
+                "the SQL holds a NUL character; remove it (PostgreSQL never "
+                "accepts one in a statement)",
+                nul,
+            )
         parse_text, binds = _mask_binds(text)
         try:
             raw_statements = parser.parse_sql(parse_text)
@@ -478,6 +532,7 @@ class _SchemaBuilder:
         except parser.ParseError as error:
             message, index = error.args[0], error.args[1]
             where = len(text) if index is None else index
+            message = " ".join(message.split())
             raise self._error(
                 f"SQL does not parse: {message}; correct the statement "
                 "(PostgreSQL syntax is expected)",
@@ -1542,6 +1597,22 @@ class _SchemaBuilder:
     def _on_CreateFunctionStmt(self, statement: _Statement) -> None:
         node: ast.CreateFunctionStmt = statement.node
         name = self._qualified_name(node.funcname, statement.start)
+        language = next(
+            (
+                option.arg.sval.lower()
+                for option in node.options or ()
+                if option.defname == "language" and isinstance(option.arg, ast.String)
+            ),
+            "sql",
+        )
+        if language in UNTRUSTED_LANGUAGES:
+            self._refuse(
+                statement.start,
+                f"function {name} is written in {language}, which runs with the "
+                "server's own rights when sparc verifies the schema; write it in "
+                "sql or plpgsql",
+            )
+            return
         arguments = ", ".join(
             _deparse(parameter.argType)
             for parameter in node.parameters or ()
@@ -1580,6 +1651,14 @@ class _SchemaBuilder:
 
     def _on_CreateExtensionStmt(self, statement: _Statement) -> None:
         node: ast.CreateExtensionStmt = statement.node
+        if node.extname.lower() in UNTRUSTED_EXTENSIONS:
+            self._refuse(
+                statement.start,
+                f"extension {node.extname} reaches outside the database (files, "
+                "programs or other servers) when sparc verifies the schema; "
+                "leave it out",
+            )
+            return
         if "extension" in _OBJECT_KINDS:
             drop = f"DROP EXTENSION IF EXISTS {_quote(node.extname)}"
             self._add_object(statement, "extension", node.extname, drop)

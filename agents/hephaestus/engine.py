@@ -7,10 +7,16 @@ instead of stacking a second revision on its own uncommitted output.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 import structlog
+from alembic import command
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from git import BadName, Repo
 
 from sparc.agents.hephaestus.ddl import ParsedSql, Query, parse_file
@@ -21,8 +27,12 @@ from sparc.agents.hephaestus.scripts import (
     render_seed_sql,
 )
 from sparc.agents.hephaestus.spec import SchemaSpec
+from sparc.agents.hephaestus.verify import alembic_config
 from sparc.engines import Finding, Review, WorkContext, WorkResult
-from sparc.errors import EngineError, InputError
+from sparc.errors import EngineError, InputError, VerificationError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +40,8 @@ SQL_SUFFIXES = (".sql", ".md")
 SEED_SCRIPT = "alembic/scripts/seed_data.sql"
 QUERY_SCRIPT = "alembic/scripts/performance_queries.sql"
 DATA_SPECIALIST = "database-engineer"
+# where verify keeps each task's scratch database, under .sparc/
+SCRATCH_DIR = "scratch"
 
 
 def models_path(project: str) -> str:
@@ -37,7 +49,29 @@ def models_path(project: str) -> str:
 
 
 class HephaestusEngine:
-    """Forges schema deliverables in Refinement; reviews data work elsewhere."""
+    """Forges schema deliverables in Refinement; reviews data work elsewhere.
+
+    Args:
+        model: a LangChain chat model that proposes the target SchemaSpec as
+            JSON; without one the spec is read from the task's DDL. Either
+            way the deterministic forge renders and verifies every file: the
+            model never writes migration code.
+        attempts: answers the model gets to produce a valid SchemaSpec.
+        **call_options: retries, backoff, cost_per_1k_tokens, sleep for
+            `sparc.llm.ModelCaller`.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel | None = None,
+        *,
+        attempts: int = 3,
+        **call_options: Any,
+    ) -> None:
+        from sparc.llm import ModelCaller
+
+        self._caller = ModelCaller(model, **call_options) if model else None
+        self._attempts = attempts
 
     def work(self, context: WorkContext) -> WorkResult:
         task = context.task.task
@@ -54,7 +88,10 @@ class HephaestusEngine:
         with tempfile.TemporaryDirectory(prefix="sparc-head-") as scratch:
             committed = _committed_view(root, Path(scratch), project)
             base = _current_spec(committed, project)
-            parsed = read_requirements(context, base)
+            if self._caller is None:
+                parsed = read_requirements(context, base)
+            else:
+                parsed = ParsedSql(spec=self._ask_model(context, base), queries=[])
             if parsed.spec == base:
                 raise EngineError(
                     "the task's data requirements change nothing in the committed "
@@ -94,6 +131,55 @@ class HephaestusEngine:
             summary=f"revision {revision.file_name}" if revision else "no revision",
             report=tuple(forged.report),
         )
+
+    def _ask_model(self, context: WorkContext, base: SchemaSpec) -> SchemaSpec:
+        from langchain_core.messages import HumanMessage
+
+        from sparc.engines import Meter
+        from sparc.llm import instructions, task_brief
+
+        assert self._caller is not None
+        prompt = "\n".join(
+            [
+                f"Propose the complete target schema for task {context.task.task.id} "
+                "as one JSON object matching the SchemaSpec JSON schema below. "
+                "Start from the committed schema and add what the task asks for. "
+                "Do not write migration code.",
+                "",
+                "The task:",
+                task_brief(context),
+                "",
+                "The committed schema:",
+                base.model_dump_json(exclude_defaults=True),
+                "",
+                "SchemaSpec JSON schema:",
+                json.dumps(SchemaSpec.model_json_schema()),
+            ]
+        )
+        messages = [*instructions(context), HumanMessage(prompt)]
+        spec = self._caller.structured(
+            messages,
+            SchemaSpec,
+            context,
+            context.meter or Meter(),
+            attempts=self._attempts,
+        )
+        log.info("schema_proposed", tables=len(spec.tables))
+        return spec
+
+    def verify(self, context: WorkContext) -> str:
+        """Apply the written revisions to the task's scratch database, once.
+
+        The database's current revision is the completion marker: a replay
+        after a crash finds it at head and applies nothing.
+        """
+        alembic_dir = context.workspace.resolve("alembic", field="alembic")
+        if not (alembic_dir / "versions").is_dir():
+            return ""
+        scratch = context.workspace.state_dir / SCRATCH_DIR
+        scratch.mkdir(parents=True, exist_ok=True)
+        database = scratch / f"{context.task.task.id}.sqlite3"
+        return apply_migrations(alembic_dir, database)
 
     def review(self, context: WorkContext) -> Review:
         task = context.task.task
@@ -137,6 +223,59 @@ class HephaestusEngine:
             findings=tuple(_missing_primary_keys(parsed.spec)),
             summary=f"{len(parsed.spec.tables)} tables read",
         )
+
+
+def apply_migrations(alembic_dir: Path, database: Path) -> str:
+    """Bring the scratch SQLite database at `database` to head, once.
+
+    The database's revision is the completion marker: at head, nothing is
+    done. Otherwise it is rebuilt from empty, because an upgrade killed half
+    way may have left tables behind (SQLite runs DDL outside the transaction
+    that records the revision).
+
+    Returns:
+        The revision the database is at.
+
+    Raises:
+        VerificationError: the upgrade failed.
+    """
+    head = ScriptDirectory.from_config(alembic_config(alembic_dir)).get_current_head()
+    url = f"sqlite:///{database}"
+    if database.is_file():
+        current = _revision_of(url)
+        if current == head:
+            log.info("migration_already_applied", revision=head)
+            return f"scratch database at {head}"
+        log.info("scratch_database_rebuilt", found=current, head=head)
+        database.unlink()
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            config = alembic_config(alembic_dir)
+            config.attributes["connection"] = connection
+            try:
+                command.upgrade(config, "head")
+                connection.commit()
+            except Exception as exc:  # any Alembic or driver failure
+                raise VerificationError(
+                    f"upgrade head on the scratch database failed: {exc}",
+                    step="apply",
+                    dialect=engine.dialect.name,
+                ) from exc
+    finally:
+        engine.dispose()
+    log.info("migration_applied", revision=head)
+    return f"scratch database at {head}"
+
+
+def _revision_of(url: str) -> str | None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
 
 
 def read_requirements(context: WorkContext, base: SchemaSpec) -> ParsedSql:

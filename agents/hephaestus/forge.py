@@ -11,16 +11,30 @@ import io
 import shutil
 import string
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import structlog
 
-from sparc.agents.hephaestus.models_render import load_metadata, render_models
-from sparc.agents.hephaestus.revision import RevisionInfo, write_revision
+from sparc.agents.hephaestus.models_render import (
+    load_metadata,
+    render_models,
+    spec_from_models,
+)
+from sparc.agents.hephaestus.revision import (
+    RevisionInfo,
+    dialect_mappings,
+    narrowing_notes,
+    write_revision,
+)
 from sparc.agents.hephaestus.spec import SchemaSpec
-from sparc.agents.hephaestus.verify import alembic_config, verify_sqlite
+from sparc.agents.hephaestus.verify import (
+    alembic_config,
+    verify_server,
+    verify_sqlite,
+)
 from sparc.errors import VerificationError
 
 log = structlog.get_logger(__name__)
@@ -53,7 +67,13 @@ def alembic_template(name: str, *, project: str) -> str:
 
 
 def forge(
-    root: Path, *, project: str, task_id: str, title: str, spec: SchemaSpec
+    root: Path,
+    *,
+    project: str,
+    task_id: str,
+    title: str,
+    spec: SchemaSpec,
+    verify_urls: Mapping[str, str] | None = None,
 ) -> ForgeResult:
     """Render, migrate and verify `spec` for the workspace at `root`.
 
@@ -63,13 +83,17 @@ def forge(
         task_id: the data task, quoted in the revision.
         title: the task title, for the revision's docstring and file name.
         spec: the whole schema the project must have after this task.
+        verify_urls: server URLs by dialect name ("postgresql", "mariadb");
+            the chain is also verified in a scratch database created, and
+            dropped again, on each server.
 
     Returns:
         Files whose content changes, the revision (None when the schema is
-        unchanged) and a report of what was checked.
+        unchanged) and a report of what was checked, including each place a
+        dialect takes the nearest form of a feature it lacks.
 
     Raises:
-        VerificationError: the revision chain failed on the scratch database.
+        VerificationError: the revision chain failed on a scratch database.
     """
     models_rel = models_relative_path(project)
     models_text = render_models(spec, project=project)
@@ -86,6 +110,9 @@ def forge(
 
         current_models = root / models_rel
         previous = load_metadata(current_models) if current_models.is_file() else None
+        previous_spec = (
+            spec_from_models(current_models) if current_models.is_file() else None
+        )
         metadata = load_metadata(scratch_models)
         revision = write_revision(
             alembic_dir,
@@ -93,6 +120,8 @@ def forge(
             task_id=task_id,
             title=title,
             previous_metadata=previous,
+            spec=spec,
+            previous_spec=previous_spec,
         )
         if revision.has_operations:
             target = alembic_dir / "versions" / revision.file_name
@@ -108,6 +137,11 @@ def forge(
             f"postgresql: offline SQL of the chain rendered through env.py "
             f"({statements} statements)"
         )
+        for dialect, url in sorted((verify_urls or {}).items()):
+            verification = verify_server(url, alembic_dir, scratch_models)
+            report.append(f"{dialect}: {', '.join(verification.steps)}: passed")
+        report.extend(narrowing_notes(previous_spec or SchemaSpec(), spec))
+        report.extend(dialect_mappings(spec))
 
     if not current_models.is_file() or current_models.read_text("utf-8") != models_text:
         files[models_rel] = models_text

@@ -32,12 +32,15 @@ from sparc.agents.hephaestus.spec import (
     CheckConstraint,
     Column,
     ColumnType,
+    Domain,
     EnumType,
     ForeignKey,
     Index,
     IndexElement,
+    Partition,
     PrimaryKey,
     SchemaSpec,
+    SqlObject,
     Table,
     UniqueConstraint,
 )
@@ -62,6 +65,8 @@ _RESERVED_ATTRIBUTES = {"metadata", "registry", "awaitable_attrs"}
 
 # Names the generated module imports or defines at module level.
 _MODULE_NAMES = {
+    "PARTITIONS",
+    "SQL_OBJECTS",
     "Any",
     "Base",
     "NAMING_CONVENTION",
@@ -105,7 +110,6 @@ def render_models(spec: SchemaSpec, *, project: str) -> str:
     Raises:
         DDLError: a column has a type sparc cannot map to SQLAlchemy.
     """
-    _warn_unrendered(spec)
     plan = _plan(spec)
     body: list[str] = []
     imports = _Imports()
@@ -124,9 +128,15 @@ def render_models(spec: SchemaSpec, *, project: str) -> str:
         body.extend(["", ""])
         body.extend(_render_enum(enum_type, plan, imports))
 
+    for domain in spec.domains:
+        body.extend(["", ""])
+        body.extend(_render_domain(domain, plan, imports))
+
     for table in plan.tables:
         body.extend(["", ""])
         body.extend(_render_table(table, plan, imports))
+
+    body.extend(_render_postgresql_records(spec))
 
     return "\n".join([_HEADER.format(project=project), *imports.lines(), "", *body, ""])
 
@@ -150,8 +160,27 @@ def spec_from_models(path: Path) -> SchemaSpec:
             for value in vars(module).values()
             if isinstance(value, sa.Enum) and value.name
         ]
+        domains = [
+            _domain_from_sa(value)
+            for value in vars(module).values()
+            if isinstance(value, postgresql.DOMAIN)
+        ]
         tables = [_table_from_sa(table) for table in metadata.tables.values()]
-    return SchemaSpec(tables=tables, enums=enums)
+        partitions = [
+            Partition(name=name, parent=parent, bound=bound)
+            for name, parent, bound in getattr(module, "PARTITIONS", ())
+        ]
+        objects = [
+            SqlObject(kind=kind, name=name, create=create, drop=drop)
+            for kind, name, create, drop in getattr(module, "SQL_OBJECTS", ())
+        ]
+    return SchemaSpec(
+        tables=tables,
+        enums=enums,
+        domains=domains,
+        partitions=partitions,
+        objects=objects,
+    )
 
 
 def load_metadata(path: Path) -> sa.MetaData:
@@ -189,20 +218,6 @@ def _imported(path: Path) -> Iterator[ModuleType]:
 
 
 _import_counter = itertools.count()
-
-
-def _warn_unrendered(spec: SchemaSpec) -> None:
-    if spec.domains:
-        log.warning(
-            "domains_rendered_as_base_types",
-            domains=[domain.name for domain in spec.domains],
-        )
-    if spec.partitions or spec.objects:
-        log.warning(
-            "objects_not_rendered",
-            partitions=[p.name for p in spec.partitions],
-            objects=[o.name for o in spec.objects],
-        )
 
 
 # --- naming -----------------------------------------------------------------
@@ -267,6 +282,8 @@ class _TableNames:
     checks: list[tuple[str, CheckConstraint]] = field(default_factory=list)
     indexes: list[tuple[str, Index]] = field(default_factory=list)
     relationships: list[_Relationship] = field(default_factory=list)
+    # foreign keys (by columns) added after both tables exist: they close a cycle
+    use_alter: set[tuple[str, ...]] = field(default_factory=set)
 
 
 @dataclass
@@ -279,6 +296,7 @@ class _Relationship:
     foreign_keys: str | None = None
     remote_side: str | None = None
     cascade_delete: bool = False
+    post_update: bool = False
 
 
 @dataclass
@@ -289,6 +307,7 @@ class _Plan:
     enum_classes: dict[str, str]
     enum_variables: dict[str, str]
     domains: dict[str, ColumnType]
+    domain_variables: dict[str, str]
 
 
 def _plan(spec: SchemaSpec) -> _Plan:
@@ -312,9 +331,25 @@ def _plan(spec: SchemaSpec) -> _Plan:
         names[table.name] = _TableNames(class_name, attributes)
         _name_constraints(table, names[table.name], relation_names)
 
+    for table_name, columns in _cycle_closing_keys(spec):
+        names[table_name].use_alter.add(columns)
     _plan_relationships(spec, names)
     domains = {domain.name: domain.type for domain in spec.domains}
-    return _Plan(spec.tables, names, spec.enums, enum_classes, enum_variables, domains)
+    domain_variables = {
+        domain.name: _unique(
+            f"{_python_name(domain.name).lower()}_domain", module_names
+        )
+        for domain in spec.domains
+    }
+    return _Plan(
+        spec.tables,
+        names,
+        spec.enums,
+        enum_classes,
+        enum_variables,
+        domains,
+        domain_variables,
+    )
 
 
 def _reserved_relation_names(spec: SchemaSpec) -> set[str]:
@@ -383,6 +418,43 @@ def _name_constraints(table: Table, names: _TableNames, relations: set[str]) -> 
     )
 
 
+def _cycle_closing_keys(spec: SchemaSpec) -> list[tuple[str, tuple[str, ...]]]:
+    """Foreign keys that point forward inside a cycle of tables.
+
+    Tables are created in the spec's order; a key from a table to one created
+    at the same time or later, when the two reach each other, is added with
+    ALTER once both exist. Every remaining key points backward, so the rest
+    of the graph has no cycle.
+    """
+    order = {table.name: number for number, table in enumerate(spec.tables)}
+    edges: dict[str, set[str]] = {table.name: set() for table in spec.tables}
+    for table in spec.tables:
+        for fk in table.foreign_keys:
+            if fk.ref_table in order and fk.ref_table != table.name:
+                edges[table.name].add(fk.ref_table)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = {start}, [start]
+        while stack:
+            for target in edges[stack.pop()]:
+                if target == goal:
+                    return True
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return False
+
+    found = []
+    for table in spec.tables:
+        for fk in table.foreign_keys:
+            target = fk.ref_table
+            if target not in order or target == table.name:
+                continue
+            if order[target] >= order[table.name] and reaches(target, table.name):
+                found.append((table.name, tuple(fk.columns)))
+    return found
+
+
 def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None:
     taken = {
         table: set(table_names.attributes.values())
@@ -442,6 +514,7 @@ def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None
                     optional=optional,
                     foreign_keys=foreign_keys,
                     remote_side=remote_side,
+                    post_update=tuple(fk.columns) in child.use_alter,
                 )
             )
             parent.relationships.append(
@@ -529,6 +602,71 @@ def _render_enum(enum_type: EnumType, plan: _Plan, imports: _Imports) -> list[st
     return lines
 
 
+def _render_domain(domain: Domain, plan: _Plan, imports: _Imports) -> list[str]:
+    imports.postgresql = True
+    base = _sa_type(domain.type, plan, imports, sqlite_rowid=False)
+    args = [repr(domain.name), base]
+    checks = domain.check_constraints
+    if len(checks) == 1:
+        if checks[0].name:
+            args.append(f"constraint_name={checks[0].name!r}")
+        args.append(f"check={checks[0].expression!r}")
+    elif checks:
+        combined = " AND ".join(f"({check.expression})" for check in checks)
+        args.append(f"check={combined!r}")
+    if not domain.nullable:
+        args.append("not_null=True")
+    if domain.default is not None:
+        args.append(f"default=sa.text({domain.default!r})")
+    # the revisions create and drop the domain themselves
+    args.append("create_type=False")
+    variable = plan.domain_variables[domain.name]
+    return _fit("", f"{variable} = postgresql.DOMAIN(", args)
+
+
+def _render_postgresql_records(spec: SchemaSpec) -> list[str]:
+    lines: list[str] = []
+    if spec.partitions:
+        lines += ["", "", "# partitions, created by the revisions on PostgreSQL only"]
+        lines.append("PARTITIONS = (")
+        for partition in spec.partitions:
+            record = [
+                repr(partition.name),
+                repr(partition.parent),
+                repr(partition.bound),
+            ]
+            lines.extend(_fit("    ", "(", record, "),"))
+        lines.append(")")
+    if spec.objects:
+        lines += [
+            "",
+            "",
+            "# views, functions, triggers, ... in dependency order: (kind, name,",
+            "# create SQL, drop SQL), carried by the revisions on PostgreSQL only",
+            "SQL_OBJECTS = (",
+        ]
+        for item in spec.objects:
+            lines.append("    (")
+            lines.append(f"        {item.kind!r},")
+            lines.append(f"        {item.name!r},")
+            lines.extend(_string_literal(item.create, "        "))
+            lines.append(f"        {item.drop!r},")
+            lines.append("    ),")
+        lines.append(")")
+    return lines
+
+
+def _string_literal(text: str, indent: str) -> list[str]:
+    pieces = text.splitlines(keepends=True) or [""]
+    if len(pieces) == 1:
+        return [f"{indent}{pieces[0]!r},"]
+    return [
+        f"{indent}(",
+        *(f"{indent}    {piece!r}" for piece in pieces),
+        f"{indent}),",
+    ]
+
+
 def _render_table(table: Table, plan: _Plan, imports: _Imports) -> list[str]:
     names = plan.names[table.name]
     lines = [f"class {names.class_name}(Base):", f"    __tablename__ = {table.name!r}"]
@@ -578,7 +716,7 @@ def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[lis
             continue
         local = f"[{', '.join(repr(c) for c in fk.columns)}]"
         remote = ", ".join(repr(f"{fk.ref_table}.{c}") for c in fk.ref_columns)
-        options = [local, f"[{remote}]", *_fk_options(fk, name, table)]
+        options = [local, f"[{remote}]", *_fk_options(fk, name, table, names)]
         args.append(_fit(indent, "sa.ForeignKeyConstraint(", options, "),"))
     for name, unique in names.uniques:
         if _inline_unique(name, unique, table):
@@ -592,8 +730,13 @@ def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[lis
         args.append(_fit(indent, "sa.CheckConstraint(", options, "),"))
     for name, index in names.indexes:
         args.append(_fit(indent, "sa.Index(", _index_args(name, index, table), "),"))
+    keywords = []
     if table.comment is not None:
-        args.append([f"{indent}{{'comment': {table.comment!r}}},"])
+        keywords.append(f"'comment': {table.comment!r}")
+    if table.partition_by is not None:
+        keywords.append(f"'postgresql_partition_by': {table.partition_by!r}")
+    if keywords:
+        args.append(_fit(indent, "{", keywords, "},"))
     return args
 
 
@@ -606,7 +749,9 @@ def _check_name(name: str, table: Table) -> str:
     return f"sa.sql.naming.conv({name!r})"
 
 
-def _fk_options(fk: ForeignKey, name: str, table: Table) -> list[str]:
+def _fk_options(
+    fk: ForeignKey, name: str, table: Table, names: _TableNames
+) -> list[str]:
     parts = []
     if fk.on_delete:
         parts.append(f"ondelete={fk.on_delete!r}")
@@ -616,7 +761,10 @@ def _fk_options(fk: ForeignKey, name: str, table: Table) -> list[str]:
         parts.append("deferrable=True")
     if fk.initially_deferred:
         parts.append("initially='DEFERRED'")
-    if name != _convention_fk_name(fk, table):
+    use_alter = tuple(fk.columns) in names.use_alter
+    if use_alter:
+        parts.append("use_alter=True")
+    if use_alter or name != _convention_fk_name(fk, table):
         parts.append(f"name={name!r}")
     return parts
 
@@ -669,6 +817,13 @@ def _render_column(
     nullable = column.nullable and not in_pk
     column_type = _resolved_type(column.type, plan)
     python_type = _python_type(column_type, plan, imports)
+    if column_type.kind in ("json", "jsonb") and not column_type.dimensions:
+        # a literal default says whether the document is an object or a list
+        literal = (column.default or "").lstrip("'")
+        if literal.startswith("{"):
+            python_type = "dict[str, Any]"
+        elif literal.startswith("["):
+            python_type = "list[Any]"
     integer = (
         column_type.kind in ("smallint", "integer", "bigint")
         and not column_type.dimensions
@@ -680,20 +835,30 @@ def _render_column(
     args: list[str] = []
     if attribute != column.name:
         args.append(repr(column.name))
-    args.append(_sa_type(column_type, plan, imports, sqlite_rowid=generated_key))
+    rendered_type = _sa_type(column_type, plan, imports, sqlite_rowid=generated_key)
+    if column.type.kind == "domain" and not column.type.dimensions:
+        # PostgreSQL gets the domain itself; other databases its base type
+        imports.postgresql = True
+        variable = plan.domain_variables[column.type.name or ""]
+        rendered_type += f".with_variant({variable}, 'postgresql')"
+    args.append(rendered_type)
     if column.identity is not None:
         always = "True" if column.identity == "always" else "False"
         args.append(f"sa.Identity(always={always})")
     for name, fk in names.foreign_keys:
         if fk.columns == [column.name]:
             target = repr(f"{fk.ref_table}.{fk.ref_columns[0]}")
-            options = ", ".join([target, *_fk_options(fk, name, table)])
+            options = ", ".join([target, *_fk_options(fk, name, table, names)])
             args.append(f"sa.ForeignKey({options})")
 
     if in_pk and _inline_primary_key(table, names):
         args.append("primary_key=True")
     if single_pk and integer and column.identity is None:
         args.append(f"autoincrement={'True' if column.serial else 'False'}")
+    elif integer and column.serial and column.identity is None:
+        # outside a one-column key SQLAlchemy has no SERIAL: the revisions
+        # give the column its owned sequence on PostgreSQL
+        args.append("info={'serial': True}")
     if not in_pk:
         args.append(f"nullable={nullable}")
     for name, unique in names.uniques:
@@ -745,6 +910,9 @@ def _render_relationship(rel: _Relationship, imports: _Imports) -> list[str]:
     if rel.cascade_delete:
         options.append("cascade='all, delete-orphan'")
         options.append("passive_deletes=True")
+    if rel.post_update:
+        # the row pair of a cycle is written first, then linked by an UPDATE
+        options.append("post_update=True")
     return _fit(
         "    ", f"{rel.attribute}: Mapped[{annotation}] = relationship(", options
     )
@@ -768,7 +936,8 @@ _SIMPLE_TYPES = {
     "smallint": ("sa.SmallInteger()", "int"),
     "integer": ("sa.Integer()", "int"),
     "bigint": ("sa.BigInteger()", "int"),
-    "real": ("sa.REAL()", "float"),
+    # MariaDB reads REAL as DOUBLE; its FLOAT is PostgreSQL's 4-byte real
+    "real": ("sa.REAL().with_variant(sa.Float(), 'mysql', 'mariadb')", "float"),
     "double": ("sa.Double()", "float"),
     "boolean": ("sa.Boolean()", "bool"),
     "text": ("sa.Text()", "str"),
@@ -789,7 +958,13 @@ def _sa_type(
         dimensions = ""
         if column_type.dimensions > 1:
             dimensions = f", dimensions={column_type.dimensions}"
-        return f"sa.ARRAY({rendered}{dimensions}).with_variant(sa.JSON(), 'sqlite')"
+        imports.postgresql = True
+        # PostgreSQL's ARRAY brings its operators (contains is @>); the
+        # databases without arrays keep the list as JSON
+        return (
+            f"postgresql.ARRAY({rendered}{dimensions})"
+            ".with_variant(sa.JSON(), 'sqlite', 'mysql', 'mariadb')"
+        )
     # only INTEGER PRIMARY KEY is SQLite's auto-numbered rowid
     if sqlite_rowid and column_type.kind in ("smallint", "bigint"):
         return f"{rendered}.with_variant(sa.Integer(), 'sqlite')"
@@ -863,6 +1038,23 @@ def _python_type(column_type: ColumnType, plan: _Plan, imports: _Imports) -> str
 # --- reading models back --------------------------------------------------------
 
 
+def _domain_from_sa(domain: postgresql.DOMAIN) -> Domain:
+    checks = []
+    if domain.check is not None:
+        checks.append(
+            CheckConstraint(
+                name=domain.constraint_name, expression=_default_text(domain.check)
+            )
+        )
+    return Domain(
+        name=domain.name,
+        type=_type_from_sa(domain.data_type),
+        nullable=not domain.not_null,
+        default=None if domain.default is None else _default_text(domain.default),
+        check_constraints=checks,
+    )
+
+
 def _table_from_sa(table: sa.Table) -> Table:
     primary_key = None
     if table.primary_key.columns:
@@ -902,6 +1094,7 @@ def _table_from_sa(table: sa.Table) -> Table:
         check_constraints=checks,
         indexes=indexes,
         comment=table.comment,
+        partition_by=table.dialect_options["postgresql"].get("partition_by"),
     )
 
 
@@ -913,13 +1106,18 @@ def _column_from_sa(column: sa.Column[object]) -> Column:
     if isinstance(column.server_default, sa.DefaultClause):
         default = _default_text(column.server_default.arg)
     column_type = _type_from_sa(column.type)
+    domain = getattr(column.type, "_variant_mapping", {}).get("postgresql")
+    if isinstance(domain, postgresql.DOMAIN):
+        column_type = ColumnType(kind="domain", name=domain.name)
     integer = column_type.kind in ("smallint", "integer", "bigint")
     return Column(
         name=column.name,
         type=column_type,
         nullable=bool(column.nullable),
         default=default,
-        serial=integer and column.autoincrement is True and identity is None,
+        serial=integer
+        and (column.autoincrement is True or bool(column.info.get("serial")))
+        and identity is None,
         identity=identity,
         comment=column.comment,
     )

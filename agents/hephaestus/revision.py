@@ -23,6 +23,7 @@ import sqlalchemy as sa
 import structlog
 from alembic.autogenerate import produce_migrations, render_python_code
 from alembic.autogenerate.api import AutogenContext
+from alembic.autogenerate.render import renderers
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.operations import ops
@@ -33,6 +34,13 @@ from sqlalchemy.sql.elements import TextClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from sparc.agents.hephaestus.models_render import iter_enum_types
+from sparc.agents.hephaestus.spec import (
+    ColumnType,
+    Domain,
+    SchemaSpec,
+    SqlObject,
+    Table,
+)
 from sparc.errors import VerificationError
 
 log = structlog.get_logger(__name__)
@@ -49,6 +57,402 @@ class RevisionInfo:
     file_name: str
     text: str
     has_operations: bool
+
+
+@dataclass(frozen=True)
+class SqlStep:
+    """One reversible PostgreSQL-only step: statements up, statements down."""
+
+    up: tuple[str, ...]
+    down: tuple[str, ...]
+    # what the step is about, for the run report
+    subject: str
+
+
+@dataclass(frozen=True)
+class PostgresqlSteps:
+    """SQL steps around a revision's table operations, in upgrade order.
+
+    `before` runs ahead of the table operations on upgrade, `after` behind
+    them; the downgrade runs the `down` statements in exactly reverse order.
+    """
+
+    before: tuple[SqlStep, ...] = ()
+    after: tuple[SqlStep, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.before or self.after)
+
+    def subjects(self) -> list[str]:
+        return [step.subject for step in (*self.before, *self.after)]
+
+
+def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
+    """The domain, enum, partition and SQL object changes from `previous` to `spec`.
+
+    Objects are matched by their drop statement (a trigger's name alone is not
+    unique); one whose create SQL changed is dropped and created again.
+    """
+    before: list[SqlStep] = []
+    after: list[SqlStep] = []
+
+    old_objects = {item.drop: item for item in previous.objects}
+    new_objects = {item.drop: item for item in spec.objects}
+    for item in reversed(previous.objects):
+        kept = new_objects.get(item.drop)
+        if kept is None or kept.create != item.create:
+            subject = f"{item.kind.replace('_', ' ')} {item.name}"
+            before.append(SqlStep((item.drop,), _creation(item), subject))
+
+    kept_sequences = set(_sequence_columns(spec))
+    for table, column in reversed(_sequence_columns(previous)):
+        if (table, column) not in kept_sequences:
+            step = _sequence_step(previous, table, column)
+            before.append(SqlStep(step.down, step.up, step.subject))
+
+    old_partitions = {p.name: p for p in previous.partitions}
+    new_partitions = {p.name: p for p in spec.partitions}
+    for partition in reversed(previous.partitions):
+        if new_partitions.get(partition.name) != partition:
+            create, drop = _partition_sql(
+                partition.name, partition.parent, partition.bound
+            )
+            before.append(SqlStep((drop,), (create,), f"partition {partition.name}"))
+
+    old_domains = {d.name: d for d in previous.domains}
+    for domain in spec.domains:
+        if domain.name not in old_domains:
+            create, drop = _domain_sql(domain)
+            before.append(SqlStep((create,), (drop,), f"domain {domain.name}"))
+        elif old_domains[domain.name] != domain:
+            before.append(_domain_change(old_domains[domain.name], domain))
+
+    for enum in spec.enums:
+        old_enum = previous.enum(enum.name)
+        if old_enum is not None and old_enum.values != enum.values:
+            up = _recreate_enum(enum.name, enum.values, previous)
+            down = _recreate_enum(enum.name, old_enum.values, previous)
+            before.append(SqlStep(up, down, f"enum {enum.name} values"))
+
+    old_sequences = set(_sequence_columns(previous))
+    new_sequences = _sequence_columns(spec)
+    for table, column in new_sequences:
+        if (table, column) not in old_sequences:
+            after.append(_sequence_step(spec, table, column))
+
+    for partition in spec.partitions:
+        if old_partitions.get(partition.name) != partition:
+            create, drop = _partition_sql(
+                partition.name, partition.parent, partition.bound
+            )
+            after.append(SqlStep((create,), (drop,), f"partition {partition.name}"))
+
+    for item in spec.objects:
+        old = old_objects.get(item.drop)
+        if old is None or old.create != item.create:
+            subject = f"{item.kind.replace('_', ' ')} {item.name}"
+            after.append(SqlStep(_creation(item), (item.drop,), subject))
+
+    new_domains = {d.name for d in spec.domains}
+    for domain in reversed(previous.domains):
+        if domain.name not in new_domains:
+            create, drop = _domain_sql(domain)
+            after.append(SqlStep((drop,), (create,), f"domain {domain.name}"))
+    return PostgresqlSteps(tuple(before), tuple(after))
+
+
+def _creation(item: SqlObject) -> tuple[str, ...]:
+    if item.kind != "function":
+        return (item.create,)
+    # functions may call each other in any order, as in pg_dump's output:
+    # their bodies are checked when called, not when created
+    return ("SET LOCAL check_function_bodies = false", item.create)
+
+
+_PREPARER = postgresql.dialect().identifier_preparer
+
+
+def _quote(name: str) -> str:
+    return _PREPARER.quote(name)
+
+
+def _sequence_columns(spec: SchemaSpec) -> list[tuple[str, str]]:
+    """Serial columns SQLAlchemy cannot make SERIAL (not a one-column key)."""
+    found = []
+    for table in spec.tables:
+        key = table.primary_key.columns if table.primary_key else []
+        for column in table.columns:
+            if not column.serial or column.identity is not None:
+                continue
+            if column.type.kind not in ("smallint", "integer", "bigint"):
+                continue
+            if key == [column.name] and not column.type.dimensions:
+                continue
+            found.append((table.name, column.name))
+    return found
+
+
+def _sequence_step(spec: SchemaSpec, table_name: str, column_name: str) -> SqlStep:
+    table = spec.table(table_name)
+    assert table is not None
+    column = table.column(column_name)
+    assert column is not None
+    sequence = f"{table_name}_{column_name}_seq".encode()[:63].decode(errors="ignore")
+    target = f"ALTER TABLE {_quote(table_name)} ALTER COLUMN {_quote(column_name)}"
+    regclass = "'" + _quote(sequence).replace("'", "''") + "'::regclass"
+    up = (
+        f"CREATE SEQUENCE {_quote(sequence)} AS {column.type.kind} "
+        f"OWNED BY {_quote(table_name)}.{_quote(column_name)}",
+        f"{target} SET DEFAULT nextval({regclass})",
+    )
+    down = (f"{target} DROP DEFAULT", f"DROP SEQUENCE {_quote(sequence)}")
+    return SqlStep(up, down, f"sequence of {table_name}.{column_name}")
+
+
+def _partition_sql(name: str, parent: str, bound: str) -> tuple[str, str]:
+    create = f"CREATE TABLE {_quote(name)} PARTITION OF {_quote(parent)} {bound}"
+    return create, f"DROP TABLE {_quote(name)}"
+
+
+def _domain_sql(domain: Domain) -> tuple[str, str]:
+    parts = [f"CREATE DOMAIN {_quote(domain.name)} AS {postgresql_type(domain.type)}"]
+    if domain.default is not None:
+        parts.append(f"DEFAULT {domain.default}")
+    if not domain.nullable:
+        parts.append("NOT NULL")
+    for check in domain.check_constraints:
+        named = f"CONSTRAINT {_quote(check.name)} " if check.name else ""
+        parts.append(f"{named}CHECK ({check.expression})")
+    return " ".join(parts), f"DROP DOMAIN {_quote(domain.name)}"
+
+
+def _domain_change(old: Domain, new: Domain) -> SqlStep:
+    # a domain in use cannot be dropped; its default, nullability and checks
+    # can be altered in place
+    def alter(source: Domain, target: Domain) -> tuple[str, ...]:
+        name = _quote(target.name)
+        statements = [
+            f"ALTER DOMAIN {name} DROP CONSTRAINT {_quote(check.name)}"
+            for check in source.check_constraints
+            if check.name
+        ]
+        if target.default is None:
+            statements.append(f"ALTER DOMAIN {name} DROP DEFAULT")
+        else:
+            statements.append(f"ALTER DOMAIN {name} SET DEFAULT {target.default}")
+        null = "DROP NOT NULL" if target.nullable else "SET NOT NULL"
+        statements.append(f"ALTER DOMAIN {name} {null}")
+        statements += [
+            f"ALTER DOMAIN {name} ADD "
+            + (f"CONSTRAINT {_quote(check.name)} " if check.name else "")
+            + f"CHECK ({check.expression})"
+            for check in target.check_constraints
+        ]
+        return tuple(statements)
+
+    return SqlStep(alter(old, new), alter(new, old), f"domain {new.name}")
+
+
+def _recreate_enum(
+    name: str, values: list[str], previous: SchemaSpec
+) -> tuple[str, ...]:
+    # PostgreSQL cannot remove or reorder enum labels: build the type again
+    # and move every column that uses it over through its text form
+    old_name = _quote(f"{name}__old")
+    labels = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    statements = [
+        f"ALTER TYPE {_quote(name)} RENAME TO {old_name}",
+        f"CREATE TYPE {_quote(name)} AS ENUM ({labels})",
+    ]
+    for table, column in _enum_columns(name, previous):
+        target = f"ALTER TABLE {_quote(table.name)} ALTER COLUMN {_quote(column)}"
+        default = next(c.default for c in table.columns if c.name == column)
+        dimensions = next(c.type.dimensions for c in table.columns if c.name == column)
+        arrays = "[]" * dimensions
+        if default is not None:
+            statements.append(f"{target} DROP DEFAULT")
+        statements.append(
+            f"{target} TYPE {_quote(name)}{arrays} "
+            f"USING {_quote(column)}::text{arrays}::{_quote(name)}{arrays}"
+        )
+        if default is not None:
+            statements.append(f"{target} SET DEFAULT {default}")
+    statements.append(f"DROP TYPE {old_name}")
+    return tuple(statements)
+
+
+def _enum_columns(name: str, spec: SchemaSpec) -> list[tuple[Table, str]]:
+    return [
+        (table, column.name)
+        for table in spec.tables
+        for column in table.columns
+        if column.type.kind == "enum" and column.type.name == name
+    ]
+
+
+_PG_SPELLING = {
+    "smallint": "smallint",
+    "integer": "integer",
+    "bigint": "bigint",
+    "real": "real",
+    "double": "double precision",
+    "boolean": "boolean",
+    "text": "text",
+    "date": "date",
+    "interval": "interval",
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "jsonb",
+    "bytea": "bytea",
+    "tsvector": "tsvector",
+}
+
+
+def postgresql_type(column_type: ColumnType) -> str:
+    """The PostgreSQL spelling of a SchemaSpec column type."""
+    kind = column_type.kind
+    if kind in _PG_SPELLING:
+        spelled = _PG_SPELLING[kind]
+    elif kind == "numeric":
+        spelled = "numeric"
+        if column_type.precision is not None:
+            scale = "" if column_type.scale is None else f", {column_type.scale}"
+            spelled += f"({column_type.precision}{scale})"
+    elif kind in ("varchar", "char"):
+        spelled = "character varying" if kind == "varchar" else "character"
+        if column_type.length is not None:
+            spelled += f"({column_type.length})"
+    elif kind in ("timestamp", "time"):
+        zone = "with" if column_type.timezone else "without"
+        spelled = f"{kind} {zone} time zone"
+    elif kind in ("enum", "domain"):
+        spelled = _quote(column_type.name or "")
+    else:
+        spelled = column_type.name or kind
+    return spelled + "[]" * column_type.dimensions
+
+
+_ELSEWHERE = "sqlite, mariadb"
+
+
+def dialect_mappings(spec: SchemaSpec) -> list[str]:
+    """Where SQLite or MariaDB take the nearest form of a PostgreSQL feature.
+
+    One line per mapping, naming every table, column, index or object it
+    concerns; the forge adds them to the run report.
+    """
+    lines: list[str] = []
+    for domain in spec.domains:
+        checks = (
+            " (its checks are not enforced there)" if domain.check_constraints else ""
+        )
+        lines.append(
+            f"{_ELSEWHERE}: domain {domain.name} is its base type "
+            f"{postgresql_type(domain.type)}{checks}"
+        )
+    for enum in spec.enums:
+        longest = max((len(value) for value in enum.values), default=0)
+        lines.append(
+            f"sqlite: enum {enum.name} is VARCHAR({longest}); "
+            f"mariadb: an inline ENUM column type"
+        )
+    for table in spec.tables:
+        lines.extend(_table_mappings(table))
+    for table, column in _sequence_columns(spec):
+        lines.append(
+            f"{_ELSEWHERE}: {table}.{column} has no sequence default (SQLAlchemy "
+            "numbers only a one-column integer key); insert its values explicitly"
+        )
+    parents = sorted({p.parent for p in spec.partitions})
+    for parent in parents:
+        names = [p.name for p in spec.partitions if p.parent == parent]
+        lines.append(
+            f"{_ELSEWHERE}: table {parent} is not partitioned; its rows stay in it "
+            f"and partitions {', '.join(names)} are not created"
+        )
+    kinds: dict[str, list[str]] = {}
+    for item in spec.objects:
+        label = item.drop.split(" ", 2)[2] if item.kind == "trigger" else item.name
+        kinds.setdefault(item.kind.replace("_", " "), []).append(label)
+    for kind, names in kinds.items():
+        lines.append(f"{_ELSEWHERE}: PostgreSQL {kind} SQL not run: {', '.join(names)}")
+    return lines
+
+
+def narrowing_notes(previous: SchemaSpec, spec: SchemaSpec) -> list[str]:
+    """Type changes whose upgrade or downgrade can round or cut stored values."""
+    notes: list[str] = []
+    for table in spec.tables:
+        before = previous.table(table.name)
+        if before is None:
+            continue
+        for column in table.columns:
+            old = before.column(column.name)
+            if old is None or old.type == column.type:
+                continue
+            for direction, wide, narrow in (
+                ("upgrade", old.type, column.type),
+                ("downgrade", column.type, old.type),
+            ):
+                if _narrower(narrow, wide):
+                    notes.append(
+                        f"{direction} narrows {table.name}.{column.name} from "
+                        f"{postgresql_type(wide)} to {postgresql_type(narrow)}: "
+                        "stored values can be rounded or refused"
+                    )
+    return notes
+
+
+def _narrower(narrow: ColumnType, wide: ColumnType) -> bool:
+    if narrow.kind != wide.kind:
+        return False
+    if narrow.kind == "numeric":
+        pairs = [(narrow.precision, wide.precision), (narrow.scale, wide.scale)]
+    elif narrow.kind in ("varchar", "char"):
+        pairs = [(narrow.length, wide.length)]
+    else:
+        return False
+    return any(n is not None and (w is None or n < w) for n, w in pairs)
+
+
+def _table_mappings(table: Table) -> list[str]:
+    lines: list[str] = []
+    for column in table.columns:
+        where = f"{table.name}.{column.name}"
+        if column.type.dimensions:
+            lines.append(f"{_ELSEWHERE}: array column {where} is JSON")
+        elif column.type.kind == "jsonb":
+            lines.append(f"{_ELSEWHERE}: jsonb column {where} is JSON")
+        elif column.type.kind == "tsvector":
+            lines.append(f"{_ELSEWHERE}: tsvector column {where} is TEXT")
+        elif column.type.kind == "numeric" and column.type.precision is not None:
+            lines.append(
+                f"sqlite: numeric column {where} does not enforce its precision "
+                "and scale"
+            )
+        if column.default is not None and postgresql_only_default(column.default):
+            lines.append(
+                f"{_ELSEWHERE}: default {column.default} of {where} calls a "
+                "PostgreSQL-only function: left out there"
+            )
+    for index in table.indexes:
+        if index.where is not None:
+            lines.append(
+                f"mariadb: partial index {index.name} on {table.name} covers all "
+                f"rows (no WHERE {index.where} there)"
+            )
+        if index.method is not None and index.method != "btree":
+            lines.append(
+                f"{_ELSEWHERE}: {index.method} index {index.name} on {table.name} "
+                "is a plain index"
+            )
+    for fk in table.foreign_keys:
+        if fk.deferrable:
+            lines.append(
+                f"mariadb: deferrable foreign key {fk.name or fk.columns} on "
+                f"{table.name} is checked at once"
+            )
+    return lines
 
 
 def slugify(title: str) -> str:
@@ -109,6 +513,8 @@ def write_revision(
     task_id: str,
     title: str,
     previous_metadata: sa.MetaData | None = None,
+    spec: SchemaSpec | None = None,
+    previous_spec: SchemaSpec | None = None,
 ) -> RevisionInfo:
     """Compute the revision that takes the chain's head to `metadata`.
 
@@ -121,6 +527,10 @@ def write_revision(
         title: the task title; the revision's docstring and file name slug.
         previous_metadata: the models the chain's head was made from, when
             known; needed to see enum types and index changes SQLite hides.
+        spec: the schema `metadata` was rendered from; its domains,
+            partitions and SQL objects (views, functions, triggers, ...)
+            become PostgreSQL-only SQL steps.
+        previous_spec: the schema at the chain's head, when known.
 
     Returns:
         The revision; `has_operations` is False when the schema is unchanged.
@@ -137,15 +547,20 @@ def write_revision(
                 _add_missed_checks(connection, metadata, upgrade_ops)
         finally:
             engine.dispose()
+    _defer_cycle_keys(upgrade_ops)
     _add_changed_indexes(previous_metadata, metadata, upgrade_ops)
+    _add_changed_checks(previous_spec, spec, metadata, upgrade_ops)
     created, dropped = _enum_changes(previous_metadata, metadata)
+    steps = postgresql_steps(previous_spec or SchemaSpec(), spec or SchemaSpec())
 
-    has_operations = bool(upgrade_ops.ops or created or dropped)
+    has_operations = bool(upgrade_ops.ops or created or dropped or steps)
     text = _render(
         upgrade_ops,
         metadata,
         created=created,
         dropped=dropped,
+        steps=steps,
+        previous_metadatas=[previous_metadata] if previous_metadata else [],
         revision_id=revision_id,
         down_revision=head,
         task_id=task_id,
@@ -228,6 +643,67 @@ def _add_missed_checks(
             upgrade_ops.ops.append(ops.ModifyTableOps(table.name, [*dropped, *added]))
 
 
+def _defer_cycle_keys(upgrade_ops: ops.UpgradeOps) -> None:
+    # a foreign key marked use_alter closes a cycle of new tables: it is added
+    # once all of them exist, and so dropped first on downgrade
+    deferred: list[ops.MigrateOperation] = []
+    for operation in upgrade_ops.ops:
+        if not isinstance(operation, ops.CreateTableOp):
+            continue
+        keys = [
+            item
+            for item in operation.columns
+            if isinstance(item, sa.ForeignKeyConstraint) and item.use_alter
+        ]
+        if not keys:
+            continue
+        operation.columns = [
+            item for item in operation.columns if all(item is not k for k in keys)
+        ]
+        adds = [ops.CreateForeignKeyOp.from_constraint(key) for key in keys]
+        deferred.append(ops.ModifyTableOps(operation.table_name, adds))
+    if not deferred:
+        return
+    last = max(
+        number
+        for number, operation in enumerate(upgrade_ops.ops)
+        if isinstance(operation, ops.CreateTableOp)
+    )
+    upgrade_ops.ops[last + 1 : last + 1] = deferred
+
+
+def _add_changed_checks(
+    previous: SchemaSpec | None,
+    spec: SchemaSpec | None,
+    metadata: sa.MetaData,
+    upgrade_ops: ops.UpgradeOps,
+) -> None:
+    # a check kept under its name but with another expression: SQLite
+    # reflection cannot tell, the two specs can
+    if previous is None or spec is None:
+        return
+    for table in spec.tables:
+        before = previous.table(table.name)
+        sa_table = metadata.tables.get(table.name)
+        if before is None or sa_table is None:
+            continue
+        old = {c.name: c.expression for c in before.check_constraints if c.name}
+        changes: list[ops.MigrateOperation] = []
+        for constraint in sorted(
+            (c for c in sa_table.constraints if isinstance(c, sa.CheckConstraint)),
+            key=lambda c: str(c.name),
+        ):
+            name = str(constraint.name)
+            expression = str(constraint.sqltext)
+            if name in old and old[name] != expression:
+                old_check = sa.CheckConstraint(sa.text(old[name]), name=name)
+                sa.Table(table.name, sa.MetaData(), sa.Column("x"), old_check)
+                changes.append(ops.DropConstraintOp.from_constraint(old_check))
+                changes.append(ops.AddConstraintOp.from_constraint(constraint))
+        if changes:
+            upgrade_ops.ops.append(ops.ModifyTableOps(table.name, changes))
+
+
 def _index_signature(index: sa.Index) -> str:
     return str(sa.schema.CreateIndex(index).compile(dialect=postgresql.dialect()))
 
@@ -296,10 +772,64 @@ def _render_item(type_: str, obj: Any, context: AutogenContext) -> str | bool:
     return False
 
 
+# function calls every database sparc targets understands in a DEFAULT
+_PORTABLE_CALLS = {"now", "current_timestamp", "current_date", "current_time"}
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
+def postgresql_only_default(expression: str) -> bool:
+    """Whether a server default calls a function only PostgreSQL has.
+
+    Such a default (gen_random_uuid(), timezone('utc', now()), ...) is left
+    out on SQLite and MariaDB, where the models' Python default fills the
+    column instead.
+    """
+    unquoted = re.sub(r"'(?:[^']|'')*'", "''", expression)
+    return any(name.lower() not in _PORTABLE_CALLS for name in _CALL.findall(unquoted))
+
+
+# helpers a revision defines when its operations need them
+_HELPERS = {
+    "_postgresql_default(": [
+        "def _postgresql_default(default: sa.TextClause) -> sa.TextClause | None:",
+        '    """The default on PostgreSQL; the others lack the function it calls."""',
+        '    if op.get_context().dialect.name == "postgresql":',
+        "        return default",
+        "    return None",
+    ],
+    "_deferrable(": [
+        "def _deferrable() -> bool | None:",
+        '    """MariaDB has no deferrable constraints: it checks keys at once."""',
+        '    return None if op.get_context().dialect.name == "mysql" else True',
+    ],
+    "_initially(": [
+        "def _initially(when: str) -> str | None:",
+        '    """When a deferrable key is checked; MariaDB checks it at once."""',
+        '    return None if op.get_context().dialect.name == "mysql" else when',
+    ],
+}
+_DEFERRABILITY = [
+    ("deferrable=True", "deferrable=_deferrable()"),
+    ("initially='DEFERRED'", "initially=_initially('DEFERRED')"),
+    ("initially='IMMEDIATE'", "initially=_initially('IMMEDIATE')"),
+]
+
+
+def _portable_deferrability(lines: list[str]) -> list[str]:
+    out = []
+    for line in lines:
+        for literal, call in _DEFERRABILITY:
+            line = line.replace(literal, call)
+        out.append(line)
+    return out
+
+
 def _render_server_default(default: Any) -> str | bool:
     if isinstance(default, sa.DefaultClause):
         default = default.arg
     if isinstance(default, TextClause):
+        if postgresql_only_default(default.text):
+            return f"_postgresql_default(sa.text({default.text!r}))"
         return f"sa.text({default.text!r})"
     if isinstance(default, sa.sql.elements.True_):
         return "sa.true()"
@@ -319,11 +849,138 @@ def _render_ops(operations: ops.UpgradeOps | ops.DowngradeOps) -> list[str]:
         migration_context=context,
     )
     lines = [line for line in code.splitlines() if not line.strip().startswith("# ###")]
+    lines = _portable_deferrability(lines)
     while lines and not lines[-1].strip():
         lines.pop()
     while lines and not lines[0].strip():
         lines.pop(0)
     return lines
+
+
+_ON_POSTGRESQL = 'if op.get_context().dialect.name == "postgresql":'
+_BIND_LIKE = re.compile(r"(?<![:\w\\]):(?=\w)")
+
+
+def _sql_call(statement: str, indent: str) -> list[str]:
+    # sa.text() would read `:name` as a bind parameter: escape it
+    escaped = _BIND_LIKE.sub(r"\\:", statement)
+    pieces = escaped.splitlines(keepends=True) or [""]
+    if len(pieces) == 1 and len(indent) + len(repr(pieces[0])) < 70:
+        return [f"{indent}op.execute(sa.text({pieces[0]!r}))"]
+    return [
+        f"{indent}op.execute(",
+        f"{indent}    sa.text(",
+        *(f"{indent}        {piece!r}" for piece in pieces),
+        f"{indent}    )",
+        f"{indent})",
+    ]
+
+
+def _postgresql_block(lines: list[str]) -> list[str]:
+    if not lines:
+        return []
+    return [f"    {_ON_POSTGRESQL}", *lines]
+
+
+def _step_lines(steps: list[SqlStep], *, up: bool) -> list[str]:
+    lines: list[str] = []
+    for step in steps:
+        lines.append(f"        # {step.subject}")
+        for statement in step.up if up else step.down:
+            lines.extend(_sql_call(statement, " " * 8))
+    return _postgresql_block(lines)
+
+
+def _enum_lines(enums: list[sa.Enum], action: str) -> list[str]:
+    return _postgresql_block(
+        [
+            f"        {_enum_variable(e.name)}.{action}"
+            "(op.get_bind(), checkfirst=False)"
+            for e in enums
+        ]
+    )
+
+
+class KeepForeignKeyIndexOp(ops.MigrateOperation):
+    """On MariaDB, give a foreign key its own index before one it used goes.
+
+    MariaDB drops the index it made for a foreign key as soon as another index
+    can serve it, and then refuses to drop that other index.
+    """
+
+    def __init__(self, table_name: str, name: str, columns: list[str]) -> None:
+        self.table_name = table_name
+        self.name = name
+        self.columns = columns
+
+    def reverse(self) -> KeepForeignKeyIndexOp:
+        return self
+
+
+@renderers.dispatch_for(KeepForeignKeyIndexOp)
+def _render_keep_foreign_key_index(
+    context: AutogenContext, op: KeepForeignKeyIndexOp
+) -> list[str]:
+    return [
+        'if op.get_context().dialect.name == "mysql":',
+        f"    op.create_index({op.name!r}, {op.table_name!r}, {op.columns!r}, "
+        "if_not_exists=True)",
+        # the printer leaves the block on an empty line
+        "",
+    ]
+
+
+def _keep_foreign_key_indexes(
+    container: ops.UpgradeOps | ops.DowngradeOps, metadatas: list[sa.MetaData]
+) -> None:
+    dropped = {o.table_name for o in container.ops if isinstance(o, ops.DropTableOp)}
+    kept: list[ops.MigrateOperation] = []
+    for operation in container.ops:
+        children = (
+            operation.ops if isinstance(operation, ops.ModifyTableOps) else [operation]
+        )
+        for child in children:
+            if isinstance(child, ops.DropIndexOp) and child.table_name not in dropped:
+                kept.extend(_foreign_key_guards(child, metadatas))
+        kept.append(operation)
+    container.ops = kept
+
+
+def _foreign_key_guards(
+    drop: ops.DropIndexOp, metadatas: list[sa.MetaData]
+) -> list[KeepForeignKeyIndexOp]:
+    if drop._reverse is None:
+        return []
+    leading = [str(getattr(c, "name", c)) for c in drop._reverse.columns]
+    guards: dict[str, KeepForeignKeyIndexOp] = {}
+    for metadata in metadatas:
+        table = metadata.tables.get(drop.table_name)
+        if table is None:
+            continue
+        for fk in table.foreign_key_constraints:
+            columns = list(fk.column_keys)
+            if fk.name and leading[: len(columns)] == columns:
+                name = str(fk.name)
+                guards[name] = KeepForeignKeyIndexOp(drop.table_name, name, columns)
+    return [guards[name] for name in sorted(guards)]
+
+
+def _without_dropped_table_indexes(downgrade_ops: ops.DowngradeOps) -> None:
+    # dropping a table drops its indexes; MariaDB refuses to drop first an
+    # index that one of the table's foreign keys needs
+    dropped = {
+        op.table_name for op in downgrade_ops.ops if isinstance(op, ops.DropTableOp)
+    }
+    kept: list[ops.MigrateOperation] = []
+    for op in downgrade_ops.ops:
+        if isinstance(op, ops.DropIndexOp) and op.table_name in dropped:
+            continue
+        if isinstance(op, ops.ModifyTableOps) and op.table_name in dropped:
+            op.ops = [o for o in op.ops if not isinstance(o, ops.DropIndexOp)]
+            if not op.ops:
+                continue
+        kept.append(op)
+    downgrade_ops.ops = kept
 
 
 def _render(
@@ -332,33 +989,30 @@ def _render(
     *,
     created: list[sa.Enum],
     dropped: list[sa.Enum],
+    steps: PostgresqlSteps,
+    previous_metadatas: list[sa.MetaData],
     revision_id: str,
     down_revision: str | None,
     task_id: str,
     title: str,
 ) -> str:
     downgrade_ops = upgrade_ops.reverse()
+    _without_dropped_table_indexes(downgrade_ops)
+    _keep_foreign_key_indexes(upgrade_ops, [metadata, *previous_metadatas])
+    _keep_foreign_key_indexes(downgrade_ops, [metadata, *previous_metadatas])
     upgrade_lines = [
-        *(
-            f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)"
-            for e in created
-        ),
+        *_enum_lines(created, "create"),
+        *_step_lines(list(steps.before), up=True),
         *(_render_ops(upgrade_ops) if upgrade_ops.ops else []),
-        *(
-            f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)"
-            for e in dropped
-        ),
+        *_step_lines(list(steps.after), up=True),
+        *_enum_lines(dropped, "drop"),
     ]
     downgrade_lines = [
-        *(
-            f"    {_enum_variable(e.name)}.create(op.get_bind(), checkfirst=False)"
-            for e in dropped
-        ),
+        *_enum_lines(dropped, "create"),
+        *_step_lines(list(reversed(steps.after)), up=False),
         *(_render_ops(downgrade_ops) if downgrade_ops.ops else []),
-        *(
-            f"    {_enum_variable(e.name)}.drop(op.get_bind(), checkfirst=False)"
-            for e in created
-        ),
+        *_step_lines(list(reversed(steps.before)), up=False),
+        *_enum_lines(created, "drop"),
     ]
     enums = {e.name: e for e in [*iter_enum_types(metadata), *dropped]}
     module_objects = [
@@ -370,6 +1024,9 @@ def _render(
         for name, enum in enums.items()
     ]
     body = "\n".join([*upgrade_lines, *downgrade_lines, *module_objects])
+    for marker, helper in _HELPERS.items():
+        if marker in body:
+            module_objects.append("\n".join(["", *helper]))
     imports = (
         ["from sqlalchemy.dialects import postgresql"] if "postgresql." in body else []
     )

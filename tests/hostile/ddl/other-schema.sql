@@ -1,0 +1,1 @@
+CREATE TABLE pg_catalog.evil (id int);

@@ -1,0 +1,3 @@
+CREATE TABLE t (
+  s text DEFAULT 'open
+);
