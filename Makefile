@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DIR ?= .demo/shop
 
-.PHONY: install demo test lint format fidelity clean
+.PHONY: install demo test lint format fidelity bench docs clean
 
 install: $(STAMP)
 
@@ -31,6 +31,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+fidelity: $(STAMP)
+	$(BIN)/python scripts/fidelity.py
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+docs: $(STAMP)
+	$(BIN)/python scripts/cli_docs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -35,13 +35,7 @@ def run_all(*, quick: bool) -> list[Measure]:
         lambda: forge.measure(
             20 if quick else 200, 100 if quick else 1000, budget_s=30 if quick else 150
         ),
-        lambda: [
-            batch.measure(
-                30 if quick else 1000,
-                budget_s=15 if quick else 120,
-                probe=10 if quick else 40,
-            )
-        ],
+        lambda: [batch.measure(30 if quick else 1000, budget_s=15 if quick else 150)],
     ]
     measures: list[Measure] = []
     for step in steps:

@@ -9,6 +9,7 @@ floor), both measured in this run, times the number of tasks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.common import (
     PRIORITIES,
@@ -27,6 +29,9 @@ from benchmarks.common import (
     quiet_logging,
     task_yaml,
 )
+
+if TYPE_CHECKING:
+    from sparc.batch import TaskRun
 
 TARGET = 2.0
 MEMORY_LIMIT_MB = 400
@@ -46,10 +51,17 @@ def backlog(count: int) -> dict[str, str]:
     return tasks
 
 
-def run_child(count: int, folder: Path) -> dict[str, float]:
+def run_child(count: int, folder: Path, budget_s: float) -> dict[str, float]:
     """Run the batch in a child process; return its seconds and peak memory."""
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.batch", str(count), str(folder)],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.batch",
+            str(count),
+            str(folder),
+            str(budget_s),
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -66,70 +78,77 @@ def floor_per_task(folder: Path, samples: int = 100) -> float:
     return bare + commits.floor_s / (samples // 2)
 
 
-def measure(count: int = 1000, *, budget_s: float = 240.0, probe: int = 40) -> Measure:
-    """Run the batch of `count` tasks, or fewer when it would not fit `budget_s`."""
+def measure(count: int = 1000, *, budget_s: float = 180.0) -> Measure:
+    """Run the batch of `count` tasks; stop starting tasks once `budget_s` is spent.
+
+    The ratio is then over the tasks that ran, in a backlog of `count` tasks.
+    """
     with tempfile.TemporaryDirectory(prefix="sparc-bench-batch-") as folder:
         scratch = Path(folder)
         per_task_floor = floor_per_task(scratch)
-        trial = run_child(probe, scratch / "probe")
-        per_task = trial["seconds"] / probe
-        # cost per task grows with the backlog wherever a run reads all of it,
-        # so the size is chosen with room for that growth
-        fitting = int(budget_s / (per_task * 2.5))
-        size = max(probe, min(count, fitting))
-        run = run_child(size, scratch / "full")
-    scaled = size < count
+        run = run_child(count, scratch / "ws", budget_s)
+    ran = int(run["tasks"])
+    scaled = f" (stopped after {ran} of {count}: time budget)" if ran < count else ""
     return Measure(
         name="batch",
-        what=f"{size} small data tasks, six phases, commits, run_batch"
-        + (f" (scaled down from {count}: time budget)" if scaled else ""),
+        what=f"{ran} small data tasks, six phases, commits, run_batch{scaled}",
         floor_what="tasks x (bare six-node graph + git add/commit), this run",
         sparc_s=run["seconds"],
-        floor_s=per_task_floor * size,
+        floor_s=per_task_floor * ran,
         target=TARGET,
         extra={
-            "tasks": size,
+            "tasks": ran,
             "requested_tasks": count,
             "workers": run["workers"],
             "peak_memory_mb": run["peak_mb"],
             "memory_limit_mb": MEMORY_LIMIT_MB,
-            "sparc_ms_per_task": round(run["seconds"] / size * 1000, 2),
+            "sparc_ms_per_task": round(run["seconds"] / ran * 1000, 2),
             "floor_ms_per_task": round(per_task_floor * 1000, 2),
-            "probe_ms_per_task": round(per_task * 1000, 2),
-            "projected_s_for_requested": round(run["seconds"] / size * count, 1),
         },
     )
 
 
-def _child(count: int, folder: Path) -> None:
-    from sparc.batch import run_batch
+class _OutOfTime(Exception):
+    """The benchmark's time budget is spent; no further task is started."""
+
+
+def _child(count: int, folder: Path, budget_s: float) -> None:
+    from sparc.batch import default_workers, run_batch
     from sparc.engines import EngineRegistry
     from sparc.runner import Runner
 
     quiet_logging()
+    done: list[str] = []
     with git_identity():
         root = make_workspace(folder, backlog(count))
         engines = EngineRegistry(fallback=SmallDataEngine)
         with Runner.open(root, engines=engines) as runner:
             start = time.perf_counter()
-            result = run_batch(runner)
+
+            def finished(run: TaskRun) -> None:
+                if not run.complete:
+                    raise SystemExit(f"{run.task_id} blocked: {run.outcome.reason}")
+                done.append(run.task_id)
+                if time.perf_counter() - start > budget_s:
+                    raise _OutOfTime
+
+            with contextlib.suppress(_OutOfTime):
+                run_batch(runner, on_finish=finished)
             seconds = time.perf_counter() - start
-    if len(result.complete) != count:
-        reasons = {r.task_id: r.outcome.reason for r in result.blocked}
-        raise SystemExit(f"batch benchmark: not all tasks completed: {reasons}")
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "tasks": len(done),
                 "peak_mb": round(peak_kb / 1024, 1),
-                "workers": result.workers,
+                "workers": default_workers(),
             }
         )
     )
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), Path(sys.argv[2]))
+    _child(int(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]))
     sys.stdout.flush()
     os._exit(0)

@@ -11,6 +11,7 @@ import click
 import structlog
 
 from sparc.errors import SparcError, paths_relative_to
+from sparc.redact import redact_data, redact_event, redact_text
 
 EXIT_DONE, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 
@@ -28,6 +29,8 @@ def configure_logging(level: int, log_format: str) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            # database passwords and API keys never reach a log line
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
@@ -43,7 +46,7 @@ class _SparcGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SparcError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {redact_text(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
 
 
@@ -130,25 +133,82 @@ def run(ctx: click.Context, task_id: str) -> None:
 
 @main.command()
 @click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Tasks run at once where their files cannot overlap (default: CPU count).",
+)
+@click.option("--fail-fast", is_flag=True, help="Start no new task after one blocks.")
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a JSON report of every task run to this file.",
 )
+@click.option("--server", metavar="URL", help="Run the tasks on this LangGraph Server.")
+@click.option(
+    "--server-workspace",
+    metavar="PATH",
+    help="The workspace's path as the server sees it (with --server).",
+)
 @click.pass_context
-def batch(ctx: click.Context, report: Path | None) -> None:
-    """Run every ready task until none is left."""
+def batch(
+    ctx: click.Context,
+    workers: int | None,
+    fail_fast: bool,
+    report: Path | None,
+    server: str | None,
+    server_workspace: str | None,
+) -> None:
+    """Run every ready task until none is left.
+
+    Exit 0 when all complete, 1 when some ended blocked, 2 on bad input.
+    """
+    if server:
+        _batch_on_server(ctx, server, server_workspace, report)
+        return
+
+    from sparc.batch import ProgressDisplay, planned_tasks, run_batch
     from sparc.runner import Runner
 
     with Runner.open(ctx.obj) as runner:
-        outcomes = runner.batch(on_finish=lambda o: click.echo(_outcome_line(o)))
+        display = ProgressDisplay(
+            sys.stdout,
+            total=len(planned_tasks(runner.backlog())),
+            terminal=sys.stdout.isatty(),
+        )
+        try:
+            result = run_batch(
+                runner,
+                workers=workers,
+                fail_fast=fail_fast,
+                on_start=display.started,
+                on_finish=display.finished,
+            )
+        finally:
+            display.close()
 
-    complete = sum(o.complete for o in outcomes)
-    waiting = sum(o.waiting for o in outcomes)
-    blocked = len(outcomes) - complete - waiting
-    summary = f"{len(outcomes)} tasks run: {complete} COMPLETE, {blocked} BLOCKED"
-    click.echo(summary + (f", {waiting} WAITING" if waiting else ""))
+    click.echo(result.summary())
     if report:
-        document = {"tasks": [o.as_dict() for o in outcomes]}
+        document = redact_data(result.as_report())
+        report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    ctx.exit(result.exit_code)
+
+
+def _batch_on_server(
+    ctx: click.Context, url: str, server_workspace: str | None, report: Path | None
+) -> None:
+    from sparc.server import submit_backlog
+
+    outcomes = submit_backlog(
+        url,
+        ctx.obj,
+        server_workspace=server_workspace,
+        on_finish=lambda o: click.echo(_outcome_line(o)),
+    )
+    complete = sum(o.complete for o in outcomes)
+    blocked = len(outcomes) - complete
+    click.echo(f"{len(outcomes)} tasks run: {complete} COMPLETE, {blocked} BLOCKED")
+    if report:
+        document = redact_data({"tasks": [o.as_dict() for o in outcomes]})
         report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     ctx.exit(EXIT_BLOCKED if blocked else EXIT_DONE)
 
@@ -238,10 +298,21 @@ def _outcome_line(outcome: object) -> str:
     return f"{outcome.task_id} BLOCKED: {outcome.reason}"
 
 
+@main.command()
+@click.pass_obj
+def mcp(workspace: Path) -> None:
+    """Serve the workspace's tools to an MCP client over stdio."""
+    from sparc.mcp_server import run_stdio
+
+    run_stdio(workspace)
+
+
 def _register_commands() -> None:
     from sparc.review_command import review
+    from sparc.tune_command import db
 
     main.add_command(review)
+    main.add_command(db)
 
 
 _register_commands()

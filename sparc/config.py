@@ -49,6 +49,11 @@ class SparcConfig(BaseModel):
     review: dict[str, Any] = Field(default_factory=dict)
     # database servers to verify revisions on besides SQLite: dialect -> URL
     verify: dict[str, str] = Field(default_factory=dict)
+    # persona -> "provider:model"; budgets; the checkpoint store. The runner
+    # validates their contents (sparc.runner.load_run_settings).
+    engines: dict[str, str] = Field(default_factory=dict)
+    budget: dict[str, Any] = Field(default_factory=dict)
+    checkpoints: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("workflow")
     @classmethod

@@ -404,7 +404,9 @@ def find_task_commit(
     Returns:
         The commit's sha, or None when HEAD has no such commit (or no commits).
     """
-    if not repo.head.is_valid():
+    # not `repo.head.is_valid()`: GitPython's object lookups share one
+    # `git cat-file` process per Repo, which parallel tasks would interleave on
+    if _current_commit(repo) is None:
         return None
 
     output = _git(
@@ -589,7 +591,9 @@ def _stage_and_commit(
     except _NothingToCommit:
         log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
         return None
-    sha = _head_sha(repo)
+    sha = _current_commit(repo)
+    if sha is None:
+        raise GitError(f"git commit made no commit on HEAD in {repo.working_dir}")
 
     log.info(
         "git_committed",
@@ -635,8 +639,12 @@ def _backup_index(git_dir: Path, scratch: Path) -> Path | None:
     return backup
 
 
-def _head_sha(repo: Repo) -> str:
-    """HEAD's commit, read from the ref files; git is asked only when unsure."""
+def _current_commit(repo: Repo) -> str | None:
+    """HEAD's commit, read from the ref files; git is asked only when unsure.
+
+    Returns:
+        The sha, or None on a branch without commits.
+    """
     git_dir = Path(repo.git_dir)
     common_dir = Path(repo.common_dir)
     try:
@@ -655,7 +663,11 @@ def _head_sha(repo: Repo) -> str:
         sha = ""
     if _OBJECT_ID.match(sha):
         return sha
-    return _git(repo, "rev-parse", "--verify", "HEAD").strip()
+
+    try:
+        return _run(repo, ["rev-parse", "--verify", "--quiet", "HEAD"]).strip()
+    except GitCommandError:
+        return None
 
 
 def _packed_ref(common_dir: Path, ref: str) -> str:

@@ -39,6 +39,7 @@ from sparc.engines import EngineRegistry
 from sparc.errors import BacklogError, ConfigError
 from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
 from sparc.personas import PersonaRegistry
+from sparc.redact import redact_data
 from sparc.runtime import BudgetSettings, Runtime
 from sparc.workflow import Workflow, builtin_workflow, load_workflow
 from sparc.workspace import Workspace, write_text_atomic
@@ -435,7 +436,7 @@ class Runner:
             "since": existing.get("since")
             or datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        write_text_atomic(path, json.dumps(record, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(redact_data(record), indent=2) + "\n")
         log.info("run_waiting", task_id=task_id, phase=record["phase"])
 
     def _clear_waiting(self, task_id: str) -> None:
@@ -456,7 +457,8 @@ class Runner:
 
     def _save_record(self, outcome: RunOutcome) -> None:
         path = self.runtime.workspace.state_dir / RUNS_DIR / f"{outcome.task_id}.json"
-        write_text_atomic(path, json.dumps(outcome.as_dict(), indent=2) + "\n")
+        document = redact_data(outcome.as_dict())
+        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
 
     def _open_checkpointer(
         self, checkpoints: Path | None, url: str | None

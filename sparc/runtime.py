@@ -6,6 +6,7 @@ editing the task file, committing, and undoing a run that ends blocked.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -66,6 +67,9 @@ class Runtime:
     repo: Repo
     identity: gitops.Identity
     budget: BudgetSettings = field(default_factory=BudgetSettings)
+    # GitPython's Repo keeps long-lived `git cat-file` pipes that two threads
+    # must not use at once; every use of `repo` by parallel runs holds this
+    git_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def task(self, task_id: str) -> TaskFile:
         """The task as its file says now (the file is the single source of truth)."""
@@ -102,7 +106,10 @@ class Runtime:
             for rel, path in targets.items()
             if not (path.is_file() and path.read_text(encoding="utf-8") == files[rel])
         ]
-        gitops.check_clean(self.repo, [rel for rel in changing if rel not in already])
+        with self.git_lock:
+            gitops.check_clean(
+                self.repo, [rel for rel in changing if rel not in already]
+            )
 
         for rel in sorted(changing):
             self.workspace.write_text(rel, files[rel], field="deliverable")
@@ -118,6 +125,19 @@ class Runtime:
         record: Sequence[Mapping[str, str]],
     ) -> str | None:
         """Mark the task COMPLETE and commit it with what the run wrote, once."""
+        with self.git_lock:
+            return self._commit_run(
+                task_file, run_id=run_id, written=written, record=record
+            )
+
+    def _commit_run(
+        self,
+        task_file: TaskFile,
+        *,
+        run_id: str,
+        written: Sequence[str],
+        record: Sequence[Mapping[str, str]],
+    ) -> str | None:
         task = task_file.task
         existing = gitops.find_task_commit(self.repo, task.id, run_id=run_id)
         if existing:
@@ -155,6 +175,12 @@ class Runtime:
         self, task_file: TaskFile, *, written: Sequence[str], reason: str
     ) -> None:
         """Put back what the run wrote and mark the task BLOCKED with the reason."""
+        with self.git_lock:
+            self._abandon_run(task_file, written=written, reason=reason)
+
+    def _abandon_run(
+        self, task_file: TaskFile, *, written: Sequence[str], reason: str
+    ) -> None:
         tracked = (
             set(self.repo.git.ls_files("--", *written).splitlines())
             if written

@@ -38,6 +38,8 @@ pytestmark = pytest.mark.skipif(
 )
 
 PROJECT = "cases"
+PG_AND_SQLITE = [pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"]
+ALL_DIALECTS = [*PG_AND_SQLITE, pytest.param("mariadb", marks=pytest.mark.mariadb)]
 
 
 @dataclass
@@ -368,7 +370,7 @@ def test_04_e3_postgresql_index_ends_with_the_predicate(
     assert definition[0][0].endswith("WHERE is_active")
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_04_e4_unique_among_active_rows_only(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -424,7 +426,7 @@ def test_06_e3_columns_added_in_batch_mode(case: Callable[[str], Case]) -> None:
     assert not re.search(r"\bop\.add_column\(", body)
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_06_e4_upgrade_fills_the_seeded_rows(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -448,7 +450,7 @@ def test_06_e5_models_declare_both_server_defaults(
     assert table.c.created_at.server_default is not None
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_06_e6_downgrade_drops_both_and_round_trips(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -607,7 +609,7 @@ def test_09_e5_sqlite_batch_keeps_the_cascade_and_names(
     migrate(case("09"), sqlite_url, "downgrade", "001")
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_09_e6_round_trip(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -639,7 +641,7 @@ def test_10_e3_migration_key_cascades(case: Callable[[str], Case]) -> None:
     assert "ondelete='CASCADE'" in case("10").upgrade_body()
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_10_e4_e5_deleting_a_poll_deletes_its_votes_in_the_database(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -869,7 +871,7 @@ def test_16_e1_e4_names_kept_and_mapped_to_safe_attributes(
         assert 'FROM "order"' in compiled and '"order"."group"' in compiled
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite", "mariadb"])
+@pytest.mark.parametrize("dialect", ALL_DIALECTS)
 def test_16_e5_revision_quotes_through_sqlalchemy_everywhere(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -922,7 +924,7 @@ def test_17_e2_tables_first_then_the_closing_key(case: Callable[[str], Case]) ->
     assert "deferrable=_deferrable()" in body
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite", "mariadb"])
+@pytest.mark.parametrize("dialect", ALL_DIALECTS)
 def test_17_e3_e6_cycle_round_trips(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -1054,7 +1056,7 @@ def test_20_e3_both_sides_reach_the_links(membership: Case) -> None:
         assert module.TeamGroup.member_team_group  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("dialect", PG_AND_SQLITE)
 def test_20_e4_the_same_pair_twice_is_refused(
     membership: Case, dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -1193,7 +1195,7 @@ def test_24_e3_unique_key_on_a_bounded_varchar(case: Callable[[str], Case]) -> N
     assert table.c.label.type.length * 4 <= 3072
 
 
-@pytest.mark.parametrize("dialect", ["postgresql", "sqlite", "mariadb"])
+@pytest.mark.parametrize("dialect", ALL_DIALECTS)
 def test_24_e4_round_trip_on_every_target(
     case: Callable[[str], Case], dialect: str, request: pytest.FixtureRequest
 ) -> None:
@@ -1214,3 +1216,40 @@ def test_spec_of_models_matches_the_case_spec(case: Callable[[str], Case]) -> No
     """What the next task reads back is what this one asked for."""
     for number in ("01", "17", "21"):
         assert spec_from_models(case(number).models_path).tables
+
+
+def test_11_batch_copy_with_foreign_keys_on_keeps_child_rows(tmp_path: Path) -> None:
+    """A batch copy of a parent table loses no child rows when keys are enforced."""
+    spec = None
+    specs = []
+    for name in ("shop-1-core.sql", "shop-2-auth.sql", "shop-3-indexes.sql"):
+        text = (CASES.parent / "data" / "schemas" / name).read_text(encoding="utf-8")
+        spec = parse_sql(text, source=name, base=spec).spec
+        specs.append(spec)
+    workspace = Case(tmp_path, forge_into(tmp_path, specs), {})
+    assert "batch_alter_table('users'" in workspace.upgrade_body()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'shop.sqlite3'}")
+    sa.event.listen(
+        engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys=ON")
+    )
+
+    def run(action: str, target: str) -> None:
+        with engine.connect() as connection:
+            config = alembic_config(workspace.alembic_dir)
+            config.attributes["connection"] = connection
+            getattr(command, action)(config, target)
+            connection.commit()
+
+    run("upgrade", "002")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("INSERT INTO users (name, email) VALUES ('a', 'a@x')")
+        )
+        connection.execute(sa.text("INSERT INTO orders (user_id) VALUES (1)"))
+    run("upgrade", "head")
+    run("downgrade", "002")
+    with engine.connect() as connection:
+        orders = connection.execute(sa.text("SELECT count(*) FROM orders")).scalar()
+        enforced = connection.execute(sa.text("PRAGMA foreign_keys")).scalar()
+    engine.dispose()
+    assert orders == 1 and enforced == 1

@@ -123,3 +123,31 @@ def test_init_refuses_a_bad_project_name(tmp_path: Path) -> None:
     assert code == 2
     assert "project" in err
     assert not (tmp_path / "w" / ".sparc").exists()
+
+
+def test_approve_and_reject_of_a_task_that_is_not_waiting_are_exit_2(
+    workspace: Path,
+) -> None:
+    code, _, err = invoke("-C", str(workspace), "approve", "DB-001")
+    assert code == 2 and "DB-001 is not waiting for approval" in err
+    code, _, err = invoke("-C", str(workspace), "reject", "DB-001", "--reason", "no")
+    assert code == 2 and "not waiting for approval" in err
+    code, _, err = invoke("-C", str(workspace), "reject", "DB-001")
+    assert code == 2 and "--reason" in err
+
+
+def test_resume_finishes_a_task_and_waiting_shows_in_backlog(workspace: Path) -> None:
+    task = workspace / "docs/backlog/DB-001.yaml"
+    _write(task, task.read_text() + "require_approval: [refinement]\n")
+
+    code, out, err = invoke("-C", str(workspace), "resume", "DB-001")
+    assert code == 0, err
+    assert out == "DB-001 waiting for approval at refinement\n"
+    code, out, _ = invoke("-C", str(workspace), "backlog")
+    assert "DB-001 waiting for approval at refinement" in out
+
+    code, out, err = invoke("-C", str(workspace), "approve", "DB-001")
+    assert code == 0, err
+    assert out.startswith("DB-001 COMPLETE ")
+    code, out, _ = invoke("-C", str(workspace), "backlog")
+    assert "waiting" not in out

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sparc.agents.hephaestus.ddl import parse_file
 from sparc.agents.hephaestus.forge import forge
-from sparc.agents.hephaestus.spec import SchemaSpec
+from sparc.agents.hephaestus.spec import EnumType, SchemaSpec
 from sparc.agents.hephaestus.verify import verify_url
 from tests import hephaestus_specs as specs
 from tests.conftest import SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
@@ -51,6 +52,7 @@ def _alembic(root: Path, *args: str, url: str | None = None) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_shop_in_three_steps_on_sqlite(tmp_path: Path) -> None:
     written = _shop_workspace(tmp_path)
 
@@ -80,6 +82,7 @@ def test_unchanged_spec_forges_nothing(tmp_path: Path) -> None:
     assert "schema unchanged: no revision" in result.report
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_shop_migrations_rebuild_the_sql_catalog(
     tmp_path: Path, pg_databases: ScratchDatabases
@@ -160,3 +163,166 @@ def test_enum_offline_sql_creates_and_drops_the_type(tmp_path: Path) -> None:
     create = "CREATE TYPE ticket_status AS ENUM ('open', 'in_progress', 'closed')"
     assert up.count(create) == 1 and up.index(create) < up.index("CREATE TABLE ticket")
     assert down.index("DROP TABLE ticket") < down.index("DROP TYPE ticket_status")
+
+
+@pytest.mark.postgres
+@pytest.mark.mariadb
+def test_verify_urls_run_the_chain_on_each_server(
+    tmp_path: Path, pg_admin: sa.Engine, mariadb_admin: sa.Engine
+) -> None:
+    """Each configured server gets a scratch database, verified, then dropped."""
+
+    def scratch_names() -> list[str]:
+        names = []
+        for engine, query in (
+            (pg_admin, "SELECT datname FROM pg_database"),
+            (mariadb_admin, "SHOW DATABASES"),
+        ):
+            with engine.connect() as connection:
+                names += [row[0] for row in connection.execute(sa.text(query))]
+        return [name for name in names if name.startswith("sparc_verify_")]
+
+    before = scratch_names()
+    urls = {
+        "postgresql": pg_admin.url.render_as_string(hide_password=False),
+        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
+    }
+
+    result = forge(
+        tmp_path,
+        project="shop",
+        task_id="DB-1",
+        title="tickets",
+        spec=specs.ticket_enum(),
+        verify_urls=urls,
+    )
+
+    steps = "upgrade head, downgrade base, empty after downgrade, upgrade head again"
+    assert f"postgresql: {steps}, no drift: passed" in result.report
+    assert f"mariadb: {steps}, no drift: passed" in result.report
+    assert scratch_names() == before
+
+
+@pytest.mark.postgres
+def test_changed_enum_values_are_migrated_both_ways(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """PostgreSQL rebuilds the type; rows keep their labels; downgrade restores."""
+    _forge_into(tmp_path, "001", specs.ticket_enum())
+    changed = specs.ticket_enum().model_copy(
+        update={
+            "enums": [
+                EnumType(
+                    name="ticket_status",
+                    values=["open", "blocked", "in_progress", "closed"],
+                )
+            ]
+        }
+    )
+    _forge_into(tmp_path, "002", changed)
+    engine = sa.create_engine(pg_url)
+    models = tmp_path / "src/shop/db/models.py"
+
+    def labels() -> list[str]:
+        with engine.connect() as connection:
+            return list(
+                connection.execute(
+                    sa.text(
+                        "SELECT enumlabel FROM pg_enum e JOIN pg_type t "
+                        "ON t.oid = e.enumtypid WHERE t.typname = 'ticket_status' "
+                        "ORDER BY e.enumsortorder"
+                    )
+                ).scalars()
+            )
+
+    _alembic(tmp_path, "upgrade", "001", url=pg_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO ticket (title) VALUES ('t')"))
+    _alembic(tmp_path, "upgrade", "head", url=pg_url)
+    upgraded = labels()
+    _alembic(tmp_path, "downgrade", "001", url=pg_url)
+    downgraded = labels()
+    with engine.connect() as connection:
+        status = connection.execute(sa.text("SELECT status::text FROM ticket")).scalar()
+    engine.dispose()
+
+    assert upgraded == ["open", "blocked", "in_progress", "closed"]
+    assert downgraded == ["open", "in_progress", "closed"] and status == "open"
+    assert models.is_file()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_second_task_on_pagila_holds_only_the_delta(
+    tmp_path: Path, pg_databases: ScratchDatabases
+) -> None:
+    """A changed view and a dropped trigger: only they move, both ways, exactly."""
+    pagila = parse_file(SCHEMAS / "pagila.sql", display="pagila.sql").spec
+    _forge_into(tmp_path, "001", pagila)
+    view = next(o for o in pagila.objects if o.name == "customer_list")
+    trigger = next(o for o in pagila.objects if o.drop.endswith("ON actor"))
+    new_view = view.model_copy(
+        update={
+            "create": view.create.replace("cu.store_id AS sid", "cu.store_id AS store")
+        }
+    )
+    objects = [new_view if o is view else o for o in pagila.objects if o is not trigger]
+    _forge_into(tmp_path, "002", pagila.model_copy(update={"objects": objects}))
+    revision = next((tmp_path / "alembic/versions").glob("002_*.py")).read_text()
+
+    assert "op.create_table" not in revision and "op.drop_table" not in revision
+    assert revision.count("# view customer_list") == 4
+    assert revision.count("# trigger last_updated") == 2
+    assert revision.count("\n        # ") == 6
+
+    reference, candidate = pg_databases.create(), pg_databases.create()
+    psql_file(reference, SCHEMAS / "pagila.sql")
+    _alembic(tmp_path, "upgrade", "head", url=candidate)
+    _alembic(tmp_path, "downgrade", "001", url=candidate)
+    facts = subprocess.run(
+        [sys.executable, str(PGFACTS), libpq_url(reference), libpq_url(candidate)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "fidelity 242/242 = 100.0%" in facts, facts
+
+
+QUIRKS = """
+CREATE TABLE "select" (
+  id integer PRIMARY KEY,
+  code varchar(20) NOT NULL CHECK (code::text <> ''::text),
+  amount numeric(10,2) CHECK (amount >= 0::numeric),
+  created timestamptz DEFAULT now(),
+  parent_id integer REFERENCES "select"(id) ON DELETE SET NULL ON UPDATE CASCADE
+    DEFERRABLE
+);
+CREATE INDEX ix_select_created ON "select" (created DESC NULLS LAST);
+CREATE INDEX ix_select_lower ON "select" (lower((code)::text));
+CREATE INDEX ix_select_cover ON "select" (code) INCLUDE (amount);
+"""
+
+
+@pytest.mark.postgres
+def test_casts_nulls_order_and_include_rebuild_exactly(
+    tmp_path: Path, pg_databases: ScratchDatabases
+) -> None:
+    """pg_dump's implicit casts and NULLS LAST run on SQLite and stay exact on PG."""
+    reference, candidate = pg_databases.create(), pg_databases.create()
+    (tmp_path / "quirks.sql").write_text(QUIRKS, encoding="utf-8")
+    psql_file(reference, tmp_path / "quirks.sql")
+    spec = parse_file(tmp_path / "quirks.sql", display="quirks.sql").spec
+    workspace = tmp_path / "workspace"
+
+    _forge_into(workspace, "001", spec)
+    verify_url(candidate, workspace / "alembic", workspace / "src/shop/db/models.py")
+    facts = subprocess.run(
+        [sys.executable, str(PGFACTS), libpq_url(reference), libpq_url(candidate)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert "table-scope fidelity 13/13 = 100.0%" in facts, facts
+    revision = next((workspace / "alembic/versions").glob("001_*.py")).read_text()
+    assert "_sort_key('created DESC NULLS LAST')" in revision

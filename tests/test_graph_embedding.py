@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import git
+import pytest
 from click.testing import CliRunner
 
 import sparc
@@ -16,6 +17,7 @@ from sparc.init import init_workspace
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples/embedding/embed.py"
 
 
+@pytest.mark.slow
 def test_the_embedding_example_runs(tmp_path: Path) -> None:
     target = tmp_path / "shop"
     done = subprocess.run(

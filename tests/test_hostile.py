@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pglast import parser as pg_parser
 from sqlalchemy.orm import Mapper
 
 from sparc.agents.hephaestus.ddl import parse_file
@@ -440,3 +441,51 @@ def test_workspace_paths_stay_inside(tmp_path: Path, value: str, message: str) -
 
     assert str(caught.value) == message
     assert caught.value.exit_code == 2
+
+
+def _quoted_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def test_a_name_with_a_line_break_never_leaves_a_sql_comment() -> None:
+    """Even a spec that skipped the checks cannot turn a name into a statement."""
+    from sparc.agents.hephaestus.scripts import (
+        render_performance_queries,
+        render_seed_sql,
+    )
+    from sparc.agents.hephaestus.spec import SchemaSpec
+
+    evil = "x\nDROP TABLE users; --"
+    spec = SchemaSpec.model_validate(
+        {
+            "tables": [
+                {
+                    "name": "parent",
+                    "columns": [{"name": "id", "type": {"kind": "integer"}}],
+                    "primary_key": {"columns": ["id"]},
+                },
+                {
+                    "name": evil,
+                    "columns": [
+                        {"name": "id", "type": {"kind": "integer"}, "nullable": False},
+                        {"name": "parent_id", "type": {"kind": "integer"}},
+                    ],
+                    "primary_key": {"columns": ["id"]},
+                    "foreign_keys": [
+                        {
+                            "columns": ["parent_id"],
+                            "ref_table": "parent",
+                            "ref_columns": ["id"],
+                        }
+                    ],
+                },
+            ]
+        }
+    )
+
+    for sql in (render_seed_sql(spec), render_performance_queries(spec, [])):
+        # PostgreSQL's own lexer: DROP inside a comment or a quoted name is not
+        # a token of its own
+        keywords = {token.name for token in pg_parser.scan(sql)}
+        assert "DROP" not in keywords
+        assert evil in sql or _quoted_name(evil) in sql

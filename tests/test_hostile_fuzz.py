@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.spec import SchemaSpec
 from sparc.backlog import Backlog, TaskStatus, load_task, set_status
 from sparc.errors import SparcError
+
+pytestmark = pytest.mark.slow
 
 # Stable in CI: the same examples every run. Examples are built from large
 # nested strategies on purpose, so the data-size health check does not apply.
@@ -308,3 +311,65 @@ def test_parse_sql_refuses_or_accepts_generated_ddl(script: str) -> None:
         assert _snapshot(around) == before
         assert outcomes[0] == outcomes[1]
         event("parsed" if isinstance(outcomes[0], SchemaSpec) else "refused")
+
+
+# -- persona cards, workflow files and the configuration
+
+_CARD_LINES = st.sampled_from(
+    [
+        "# 🔨 Tess (Test Engineer)",
+        "# Tess",
+        "### 0. Initialization",
+        '"Ready."',
+        "### 1. Core Responsibility",
+        "Tests things.",
+        "### 2. SPARC Phase Ownership",
+        "| Phase | Primary | Support | Deliverable |",
+        "|-------|---------|---------|-------------|",
+        "| Specification | ✗ | ✓ | Review |",
+        "| Pseudocode | ✗ | ✓ | Review |",
+        "| Architecture | ✗ | ✓ | — |",
+        "| Planning | ✗ | ✗ | — |",
+        "| Refinement | ✓ | ✗ | Code |",
+        "| Completion | ✗ | ✓ | Review |",
+        "| Completion | âœ“ | âœ— | \\| |",
+        "```",
+        "## " + " #" * 40,
+        "",
+    ]
+)
+
+
+@FUZZ
+@given(
+    lines=st.lists(st.one_of(_CARD_LINES, st.text(max_size=40)), max_size=30),
+    workflow=st.one_of(task_documents(), st.text(max_size=100)),
+)
+def test_cards_workflows_and_config_refuse_or_accept(
+    lines: list[str], workflow: str
+) -> None:
+    """load_card, load_workflow and load_config: success or a SparcError."""
+    from sparc.config import load_config
+    from sparc.persona import load_card
+    from sparc.workflow import load_workflow
+
+    with tempfile.TemporaryDirectory(prefix="sparc-fuzz-") as scratch:
+        around = Path(scratch)
+        card = around / "tess.md"
+        card.write_text("\n".join(lines), encoding="utf-8")
+        flow = around / "flow.yaml"
+        flow.write_text(workflow, encoding="utf-8")
+        (around / ".sparc").mkdir()
+        (around / ".sparc" / "config.yaml").write_text(workflow, encoding="utf-8")
+        before = _snapshot(around)
+
+        for read in (
+            lambda: load_card(card),
+            lambda: load_workflow(flow),
+            lambda: load_config(around),
+        ):
+            try:
+                read()
+            except SparcError as error:
+                assert str(error).strip()
+        assert _snapshot(around) == before

@@ -19,10 +19,17 @@ from click.testing import CliRunner
 
 from sparc import runtime as runtime_module
 from sparc.agents.hephaestus import forge as forge_module
+from sparc.backlog import load_task
 from sparc.cli import main
+from sparc.config import SparcConfig
+from sparc.engines import WorkContext
+from sparc.errors import SparcError
 from sparc.init import init_workspace
+from sparc.llm import WorkspaceTools
+from sparc.persona import PersonaRegistry
 from sparc.runner import Runner
 from sparc.runtime import Runtime
+from sparc.workspace import Workspace
 
 TASK = "docs/backlog/DB-001.yaml"
 OUTSIDE_DDL = "CREATE TABLE secret (id int PRIMARY KEY, payload text);\n"
@@ -118,11 +125,18 @@ def test_a_reference_through_a_symlink_out_is_refused_and_nothing_leaks(
     outside_before, history = _snapshot(outside), _history(workspace)
 
     with Runner.open(workspace) as runner:
-        outcome = runner.run("DB-001")
+        try:
+            outcome = runner.run("DB-001")
+        except SparcError as error:
+            # refused before the run: the stronger behaviour tested below
+            assert error.exit_code == 2
+            reason, report = str(error), ""
+        else:
+            assert outcome.status == "BLOCKED"
+            reason, report = outcome.reason, str(outcome.as_dict())
 
-    assert outcome.status == "BLOCKED"
-    assert "'docs/data/linked.sql' leads outside the workspace" in outcome.reason
-    assert "secret" not in str(outcome.as_dict())
+    assert "'docs/data/linked.sql' leads outside the workspace" in reason
+    assert "secret" not in report
     assert _snapshot(outside) == outside_before
     assert _history(workspace) == history
     assert _snapshot(workspace, skip=(".sparc", ".git", "docs")) == before
@@ -335,3 +349,64 @@ def test_init_lays_no_template_through_a_folder_linked_out(
     assert "leads outside the workspace through a symlink" in result.output
     assert _snapshot(outside) == outside_before
     assert sorted(p.name for p in folder.iterdir()) == ["src"]
+
+
+# -- the model's command tool
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> WorkspaceTools:
+    root = tmp_path / "ws"
+    (root / "docs" / "backlog").mkdir(parents=True)
+    (root / "docs" / "backlog" / "T-1.yaml").write_text("id: T-1\ntitle: tools\n")
+    (root / "outside-link").symlink_to(tmp_path, target_is_directory=True)
+    context = WorkContext(
+        workspace=Workspace.at(root),
+        config=SparcConfig(project="shop"),
+        task=load_task(root / "docs" / "backlog" / "T-1.yaml"),
+        phase="refinement",
+        persona=PersonaRegistry.builtin().get("hephaestus"),
+    )
+    return WorkspaceTools(
+        context, allowed_commands=["echo", "sleep"], command_timeout=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "arguments", "answer"),
+    [
+        pytest.param(
+            "run_command",
+            {"argv": "echo hi; touch pwned"},
+            "error: argv must be",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="WorkspaceTools.run_command takes a string argv as a list "
+                "of its characters (refused as command 'e', so harmless) instead "
+                "of answering that argv must be a list",
+            ),
+            id="argv-as-string",
+        ),
+        ("run_command", {"argv": ["sh", "-c", "touch pwned"]}, "refused: command 'sh'"),
+        ("run_command", {"argv": ["./echo", "x"]}, "refused: command './echo'"),
+        ("run_command", {"argv": ["/bin/echo", "x"]}, "refused: command '/bin/echo'"),
+        ("run_command", {"argv": ["echo", "$(touch pwned)"]}, "exit code 0\n$(touch"),
+        ("run_command", {"argv": ["sleep", "5"]}, "error: sleep ran longer than 1 s"),
+        ("read_file", {"path": "../secret"}, "refused: read ../secret"),
+        ("read_file", {"path": "/etc/passwd"}, "refused: read /etc/passwd"),
+        ("read_file", {"path": "outside-link/x"}, "refused: read outside-link/x"),
+        ("write_file", {"path": ".git/hooks/pre-commit", "content": "x"}, "refused"),
+        ("write_file", {"path": "docs/backlog/T-1.yaml", "content": "x"}, "refused"),
+        ("list_files", {"path": ".."}, "refused: list .."),
+    ],
+)
+def test_the_model_tools_stay_in_their_lane(
+    tools: WorkspaceTools, name: str, arguments: dict[str, object], answer: str
+) -> None:
+    """Only allow-listed programs, no shell, a timeout, no path out."""
+    result = tools.call(name, arguments)
+
+    assert result.startswith(answer), result
+    root = tools.context.workspace.root
+    assert not (root / "pwned").exists()
+    assert tools.files == {}

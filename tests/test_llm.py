@@ -200,3 +200,37 @@ def test_configured_models_need_the_langchain_package() -> None:
             configured_engines(EngineRegistry.default(), {"hephaestus": "openai:x"})
     else:
         pytest.skip("langchain is installed; the missing-package error cannot occur")
+
+
+def test_the_command_tool_runs_only_allowed_programs_without_a_shell(
+    workspace: Path,
+) -> None:
+    from sparc.engines import WorkContext
+    from sparc.llm import WorkspaceTools
+    from sparc.runner import open_runtime
+
+    runtime = open_runtime(workspace)
+    context = WorkContext(
+        workspace=runtime.workspace,
+        config=runtime.config,
+        task=load_task(workspace / "docs/backlog/DB-001.yaml"),
+        phase="refinement",
+        persona=runtime.personas.get("python-engineer"),
+    )
+    tools = WorkspaceTools(
+        context, allowed_commands=["git", "sleep"], command_timeout=1
+    )
+
+    assert tools.call("run_command", {"argv": ["rm", "-rf", "."]}).startswith(
+        "refused: command 'rm' is not allowed"
+    )
+    # no shell: the metacharacters reach git as one literal argument
+    answer = tools.call("run_command", {"argv": ["git", "status; rm -rf ."]})
+    assert answer.startswith("exit code ") and (workspace / "docs").is_dir()
+    assert "ran longer than 1 s" in tools.call("run_command", {"argv": ["sleep", "5"]})
+    assert tools.call("read_file", {"path": ".sparc/config.yaml"}).startswith("refused")
+    assert tools.call("write_file", {"path": ".git/config", "content": ""}).startswith(
+        "refused"
+    )
+    assert "docs/" in tools.call("list_files", {"path": "."})
+    assert tools.files == {}

@@ -230,13 +230,6 @@ def test_every_event_of_a_task_run_names_task_phase_and_persona(
 
 @pytest.mark.postgres
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "needs sparc.redact.redact_event in sparc.cli.configure_logging and "
-        "redact_data in the run report writer; remove this mark once wired"
-    ),
-)
 def test_no_secret_in_cli_logs_or_reports(secret_run: CliRun) -> None:
     """Neither the database password nor the API key is in stderr or a report."""
     assert any(e["event"] == "task_committed" for e in secret_run.events)

@@ -46,6 +46,7 @@ def test_the_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_a_task_left_in_progress_by_a_dead_process_is_finished(
     shop_workspace: Path,
 ) -> None:

@@ -29,7 +29,12 @@ from sparc.agents.hephaestus.tune.diagnose import (
     table_findings,
 )
 from sparc.agents.hephaestus.tune.revision import add_sped_up_queries, render_revision
-from sparc.agents.hephaestus.tune.workload import candidates, read_workload, statement
+from sparc.agents.hephaestus.tune.workload import (
+    candidates,
+    named_binds,
+    read_workload,
+    statement,
+)
 from sparc.errors import InputError
 
 
@@ -321,3 +326,9 @@ def test_index_bloat_is_estimated_from_key_width() -> None:
     (finding,) = table_findings(snapshot, Thresholds())
     assert finding.code == "HT042"
     assert "1000 pages where about" in finding.message
+
+
+def test_statistics_parameters_become_named_binds() -> None:
+    assert named_binds("SELECT '$1' FROM t WHERE a = $1 AND b = $12") == (
+        "SELECT '$1' FROM t WHERE a = :p1 AND b = :p12"
+    )

@@ -51,6 +51,7 @@ from sparc.agents.hephaestus.spec import (
     TypeKind,
     UniqueConstraint,
 )
+from sparc.agents.hephaestus.spec_check import check_names
 from sparc.errors import DDLError
 
 log = structlog.get_logger(__name__)
@@ -594,6 +595,7 @@ class _SchemaBuilder:
             partitions=list(self.partitions.values()),
             objects=self.objects,
         )
+        check_names(spec, source=self.source, error=DDLError)
         return ParsedSql(spec=spec, queries=list(self.queries))
 
     def _apply_statement(self, statement: _Statement, comments: list[str]) -> None:

@@ -19,9 +19,10 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from git import BadName, Repo
 
-from sparc.agents.hephaestus.ddl import ParsedSql, Query, parse_file
+from sparc.agents.hephaestus.ddl import ParsedSql, Query, parse_sql, sql_from_markdown
 from sparc.agents.hephaestus.forge import forge
 from sparc.agents.hephaestus.models_render import spec_from_models
+from sparc.agents.hephaestus.requests import apply_requests, parse_schema_request
 from sparc.agents.hephaestus.scripts import (
     render_performance_queries,
     render_seed_sql,
@@ -203,7 +204,8 @@ class HephaestusEngine:
                 ),
             )
         try:
-            parsed = read_requirements(context, SchemaSpec())
+            base = committed_schema(context)
+            parsed = read_requirements(context, base)
         except InputError as exc:
             return Review(
                 verdict="block",
@@ -218,11 +220,46 @@ class HephaestusEngine:
                     ),
                 ),
             )
-        return Review(
-            verdict="approve",
-            findings=tuple(_missing_primary_keys(parsed.spec)),
-            summary=f"{len(parsed.spec.tables)} tables read",
-        )
+        return review_design(context, parsed.spec, base=base)
+
+
+def committed_schema(context: WorkContext) -> SchemaSpec:
+    """The schema as committed (models.py at HEAD), before this task."""
+    with tempfile.TemporaryDirectory(prefix="sparc-head-") as scratch:
+        project = context.config.project
+        committed = _committed_view(context.workspace.root, Path(scratch), project)
+        return _current_spec(committed, project)
+
+
+def review_design(
+    context: WorkContext, spec: SchemaSpec, *, base: SchemaSpec | None = None
+) -> Review:
+    """The card's common failures in the task's own tables, as lint findings.
+
+    An error-severity finding sends the work back; warnings and notes pass
+    with the approval.
+    """
+    from sparc.agents.hephaestus.lint import ReviewSettings, lint_spec
+    from sparc.agents.hephaestus.lint.report import apply_settings
+
+    try:
+        settings = ReviewSettings.model_validate(context.config.review)
+    except ValueError as exc:
+        raise InputError(
+            f"review: {exc}", path=".sparc/config.yaml", field="review"
+        ) from None
+    findings = lint_spec(spec, targets=settings.targets)
+    kept, _ = apply_settings(findings, settings)
+    if base is not None:
+        # only what this task adds or changes; older tables were reviewed before
+        touched = {t.name for t in spec.tables if base.table(t.name) != t}
+        kept = [f for f in kept if f.location.split(".")[0] in touched]
+    errors = [f for f in kept if f.severity == "error"]
+    return Review(
+        verdict="revise" if errors else "approve",
+        findings=tuple(kept),
+        summary=f"{len(spec.tables)} tables reviewed, {len(errors)} errors",
+    )
 
 
 def apply_migrations(alembic_dir: Path, database: Path) -> str:
@@ -279,20 +316,45 @@ def _revision_of(url: str) -> str | None:
 
 
 def read_requirements(context: WorkContext, base: SchemaSpec) -> ParsedSql:
-    """Apply the DDL of the task's references, in order, on top of `base`."""
+    """Apply the task's data requirements, in order, on top of `base`.
+
+    First the DDL of its references (`.sql` files and ```sql blocks in
+    markdown; a reference this phase is rewriting is read as rewritten), then
+    its structured `schema` block.
+    """
+    task = context.task.task
+    task_file = context.workspace.relative(context.task.path)
     spec = base
     queries: list[Query] = []
-    for ref in context.task.task.references:
+    for ref in task.references:
         if not ref.endswith(SQL_SUFFIXES):
             continue
-        path = context.workspace.resolve(ref, field="references")
-        if not path.is_file():
+        text = context.deliverable(ref)
+        if text is None:
             raise InputError(
                 f"references: {ref} does not exist",
-                path=context.workspace.relative(context.task.path),
+                path=task_file,
                 field="references",
             )
-        parsed = parse_file(path, display=ref, base=spec)
+        parsed = _parse_text(text, ref, spec)
+        spec = parsed.spec
+        queries.extend(parsed.queries)
+
+    if task.schema:
+        request = parse_schema_request(task.schema, source=task_file)
+        spec = apply_requests(spec, request, source=task_file)
+    return ParsedSql(spec=spec, queries=queries)
+
+
+def _parse_text(text: str, ref: str, base: SchemaSpec) -> ParsedSql:
+    if not ref.endswith(".md"):
+        return parse_sql(text, source=ref, base=base)
+
+    # markdown: each ```sql block in order; lines are kept by padding, so an
+    # error points at the markdown file's own line
+    spec, queries = base, []
+    for start, block in sql_from_markdown(text):
+        parsed = parse_sql("\n" * (start - 1) + block, source=ref, base=spec)
         spec = parsed.spec
         queries.extend(parsed.queries)
     return ParsedSql(spec=spec, queries=queries)
@@ -322,18 +384,3 @@ def _committed_view(root: Path, scratch: Path, project: str) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(blob.data_stream.read())
     return scratch
-
-
-def _missing_primary_keys(spec: SchemaSpec) -> list[Finding]:
-    return [
-        Finding(
-            code="HX010",
-            severity="warning",
-            category="missing-constraint",
-            message=f"table {table.name} has no primary key",
-            location=table.name,
-            hint="add a PRIMARY KEY so rows can be addressed and referenced",
-        )
-        for table in spec.tables
-        if table.primary_key is None and table.partition_by is None
-    ]

@@ -726,7 +726,8 @@ def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[lis
             _fit(indent, "sa.UniqueConstraint(", [*columns, f"name={name!r}"], "),")
         )
     for name, check in names.checks:
-        options = [repr(check.expression), f"name={_check_name(name, table)}"]
+        expression = portable_expression(check.expression, table)
+        options = [repr(expression), f"name={_check_name(name, table)}"]
         args.append(_fit(indent, "sa.CheckConstraint(", options, "),"))
     for name, index in names.indexes:
         args.append(_fit(indent, "sa.Index(", _index_args(name, index, table), "),"))
@@ -770,13 +771,14 @@ def _fk_options(
 
 
 def _index_args(name: str, index: Index, table: Table) -> list[str]:
-    elements = [_render_index_element(e) for e in index.elements]
+    elements = [_render_index_element(e, table) for e in index.elements]
     options = []
     if index.unique:
         options.append("unique=True")
     if index.where is not None:
-        options.append(f"postgresql_where=sa.text({index.where!r})")
-        options.append(f"sqlite_where=sa.text({index.where!r})")
+        where = portable_expression(index.where, table)
+        options.append(f"postgresql_where=sa.text({where!r})")
+        options.append(f"sqlite_where=sa.text({where!r})")
     if index.method is not None:
         options.append(f"postgresql_using={index.method!r}")
     if index.include:
@@ -793,9 +795,9 @@ def _index_args(name: str, index: Index, table: Table) -> list[str]:
     return [repr(name), *elements, *options]
 
 
-def _render_index_element(element: IndexElement) -> str:
+def _render_index_element(element: IndexElement, table: Table) -> str:
     if element.expression is not None:
-        return f"sa.text({element.expression!r})"
+        return f"sa.text({portable_expression(element.expression, table)!r})"
     if not element.descending and element.nulls is None:
         return repr(element.column)
     rendered = f"sa.column({element.column!r})"
@@ -891,6 +893,34 @@ def _server_default(default: str) -> str:
     if default.upper() in _SQL_KEYWORD_DEFAULTS:
         return f"sa.text({default.upper()!r})"
     return f"sa.text({default!r})"
+
+
+_NUMBER_CAST = re.compile(
+    r"\(?(-?\d+(?:\.\d+)?)\)?::(?:numeric|integer|bigint|smallint|real|"
+    r"double precision)\b"
+)
+_TEXT_TYPES = ("varchar", "char", "text")
+
+
+def portable_expression(expression: str, table: Table) -> str:
+    """`expression` without the casts PostgreSQL adds back by itself.
+
+    pg_dump prints the implicit coercions of a check or index expression
+    (`(code)::text <> ''::text`, `amount >= (0)::numeric`); SQLite and MariaDB
+    cannot parse `::`. Casts of literals, and of text columns to text, are
+    dropped: PostgreSQL stores the same expression from what remains. Any
+    other cast is kept, as it changes the meaning.
+    """
+    text = _LITERAL_CAST.sub(r"\1", expression)
+    text = _NUMBER_CAST.sub(r"\1", text)
+    for column in table.columns:
+        if column.type.kind not in _TEXT_TYPES or column.type.dimensions:
+            continue
+        name = re.escape(column.name)
+        kept = "\\g<1>" + column.name.replace("\\", "\\\\") + "\\g<1>"
+        for pattern in (rf'\(("?){name}\1\)', rf'(?<![\w."])("?){name}\1'):
+            text = re.sub(pattern + r"::(?:text|character varying)\b(?!\[)", kept, text)
+    return text
 
 
 def _render_relationship(rel: _Relationship, imports: _Imports) -> list[str]:

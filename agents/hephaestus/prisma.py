@@ -32,9 +32,10 @@ import datetime as dt
 import json
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -60,6 +61,8 @@ from sparc.agents.hephaestus.spec import (
 from sparc.errors import DDLError
 
 log = structlog.get_logger(__name__)
+
+_Item = TypeVar("_Item", bound=sa.Constraint | sa.Index)
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -714,7 +717,9 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
         )
 
     for table in kept:
-        steps.extend(_column_changes(before.table(table.name), table, new))  # type: ignore[arg-type]
+        earlier = before.table(table.name)
+        assert earlier is not None
+        steps.extend(_column_changes(earlier, table, new))
         old_table, new_table = old.tables[table.name], new.tables[table.name]
         for constraint in _removed(_constraints(new_table), _constraints(old_table)):
             steps.append(("AddConstraint", sa.schema.AddConstraint(constraint)))
@@ -749,7 +754,7 @@ def _signature(item: sa.Constraint | sa.Index) -> str:
     return _compile(sa.schema.AddConstraint(item))
 
 
-def _sorted(items: Iterable[sa.Constraint | sa.Index]) -> list:
+def _sorted(items: Iterable[_Item]) -> list[_Item]:
     return sorted(items, key=lambda item: str(item.name))
 
 
@@ -766,9 +771,9 @@ def _indexes(table: sa.Table) -> dict[str, sa.Index]:
     return {_signature(i): i for i in table.indexes}
 
 
-def _removed(first: dict[str, object], second: dict[str, object]) -> list:
+def _removed(first: Mapping[str, _Item], second: Mapping[str, _Item]) -> list[_Item]:
     """The items of `first` whose definition `second` does not have, by name."""
-    return _sorted(item for key, item in first.items() if key not in second)  # type: ignore[misc]
+    return _sorted(item for key, item in first.items() if key not in second)
 
 
 def _sa_enum(metadata: sa.MetaData, name: str) -> sa.Enum:
@@ -869,7 +874,8 @@ def _column_changes(
                 ("AlterColumn", ColumnNullable(new.name, column.name, column.nullable))
             )
         if earlier.default != column.default:
-            default = sa_column.server_default.arg if sa_column.server_default else None  # type: ignore[attr-defined]
+            # the column's server default as the models renderer spelt it
+            default = getattr(sa_column.server_default, "arg", None)
             steps.append(("AlterColumn", ColumnDefault(new.name, column.name, default)))
     steps.extend(_comments(new, old))
     return steps

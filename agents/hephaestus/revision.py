@@ -441,6 +441,21 @@ def _table_mappings(table: Table) -> list[str]:
                 f"mariadb: partial index {index.name} on {table.name} covers all "
                 f"rows (no WHERE {index.where} there)"
             )
+        if any(element.expression for element in index.elements):
+            lines.append(
+                f"mariadb: index {index.name} on {table.name} has an expression key "
+                "and is not created there"
+            )
+        if index.include:
+            lines.append(
+                f"{_ELSEWHERE}: index {index.name} on {table.name} does not include "
+                f"{', '.join(index.include)}"
+            )
+        if any(element.nulls for element in index.elements):
+            lines.append(
+                f"{_ELSEWHERE}: index {index.name} on {table.name} sorts without "
+                "NULLS FIRST/LAST"
+            )
         if index.method is not None and index.method != "btree":
             lines.append(
                 f"{_ELSEWHERE}: {index.method} index {index.name} on {table.name} "
@@ -549,6 +564,7 @@ def write_revision(
             engine.dispose()
     _defer_cycle_keys(upgrade_ops)
     _add_changed_indexes(previous_metadata, metadata, upgrade_ops)
+    _add_expression_indexes(previous_metadata, metadata, upgrade_ops)
     _add_changed_checks(previous_spec, spec, metadata, upgrade_ops)
     created, dropped = _enum_changes(previous_metadata, metadata)
     steps = postgresql_steps(previous_spec or SchemaSpec(), spec or SchemaSpec())
@@ -732,6 +748,57 @@ def _add_changed_indexes(
             upgrade_ops.ops.append(ops.ModifyTableOps(table.name, changes))
 
 
+class NotOnMariadbOp(ops.MigrateOperation):
+    """An operation MariaDB cannot run (an index on an expression)."""
+
+    def __init__(self, operation: ops.MigrateOperation) -> None:
+        self.operation = operation
+
+    def reverse(self) -> NotOnMariadbOp:
+        return NotOnMariadbOp(self.operation.reverse())
+
+
+@renderers.dispatch_for(NotOnMariadbOp)
+def _render_not_on_mariadb(context: AutogenContext, op: NotOnMariadbOp) -> list[str]:
+    from alembic.autogenerate.render import render_op
+
+    inner = render_op(context, op.operation)
+    return ['if op.get_context().dialect.name != "mysql":', *inner, ""]
+
+
+def is_expression_index(index: sa.Index) -> bool:
+    """Whether any key of `index` is an expression rather than a column."""
+    # Alembic wraps a textual key of a compared index in its own element
+    return any(
+        isinstance(e, TextClause) or type(e).__name__ == "_textual_index_element"
+        for e in index.expressions
+    )
+
+
+def _add_expression_indexes(
+    previous: sa.MetaData | None, metadata: sa.MetaData, upgrade_ops: ops.UpgradeOps
+) -> None:
+    # SQLite cannot reflect an index on an expression, so autogenerate skips
+    # those indexes in both directions: compare them with the previous models
+    touched = _touched_indexes(upgrade_ops)
+    for table in sorted(metadata.tables.values(), key=lambda t: t.name):
+        before = previous.tables.get(table.name) if previous is not None else None
+        old = {str(i.name): i for i in before.indexes} if before is not None else {}
+        new = {str(i.name): i for i in table.indexes}
+        for name in sorted(new):
+            if name in touched or name in old or not is_expression_index(new[name]):
+                continue
+            upgrade_ops.ops.append(
+                NotOnMariadbOp(ops.CreateIndexOp.from_index(new[name]))
+            )
+        for name in sorted(old):
+            if name in touched or name in new or not is_expression_index(old[name]):
+                continue
+            upgrade_ops.ops.append(
+                NotOnMariadbOp(ops.DropIndexOp.from_index(old[name]))
+            )
+
+
 def _touched_indexes(upgrade_ops: ops.UpgradeOps) -> set[str]:
     names: set[str] = set()
     for op in upgrade_ops.ops:
@@ -808,6 +875,14 @@ _HELPERS = {
         '    return None if op.get_context().dialect.name == "mysql" else when',
     ],
 }
+_NULLS_ORDER = re.compile(r"sa\.literal_column\(('[^']* NULLS (?:FIRST|LAST)')\)")
+_HELPERS["_sort_key("] = [
+    "def _sort_key(key: str) -> sa.ColumnElement[object]:",
+    '    """An index key; only PostgreSQL indexes take NULLS FIRST or LAST."""',
+    '    if op.get_context().dialect.name != "postgresql":',
+    '        key = key.rsplit(" NULLS ", 1)[0]',
+    "    return sa.literal_column(key)",
+]
 _DEFERRABILITY = [
     ("deferrable=True", "deferrable=_deferrable()"),
     ("initially='DEFERRED'", "initially=_initially('DEFERRED')"),
@@ -818,6 +893,7 @@ _DEFERRABILITY = [
 def _portable_deferrability(lines: list[str]) -> list[str]:
     out = []
     for line in lines:
+        line = _NULLS_ORDER.sub(r"_sort_key(\1)", line)
         for literal, call in _DEFERRABILITY:
             line = line.replace(literal, call)
         out.append(line)

@@ -1620,13 +1620,13 @@ def _render_seed_plan(spec: SchemaSpec, plan: _SeedPlan, rows: int) -> str:
     if plan.skipped:
         out.append("--")
         out.append("-- Not seeded:")
-        out.extend(f"--   {name}: {reason}" for name, reason in plan.skipped)
+        out.extend(_comment(f"  {name}: {reason}") for name, reason in plan.skipped)
 
     sequences: list[str] = []
     for item in plan.seeded:
         out.append("")
-        out.append(f"-- {item.table.name}: {len(item.rows)} rows")
-        out.extend(f"-- {note}" for note in item.notes)
+        out.append(_comment(f"{item.table.name}: {len(item.rows)} rows"))
+        out.extend(_comment(note) for note in item.notes)
         out.extend(_insert_lines(spec, item))
         sequences.extend(_sequence_lines(item))
 
@@ -1725,6 +1725,11 @@ def _literal(spec: SchemaSpec, table: Table, name: str, value: object) -> str:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def _comment(text: str) -> str:
+    """One SQL comment line: a line break in a name must not end the comment."""
+    return "-- " + " ".join(text.splitlines())
 
 
 def _ident(name: str) -> str:
@@ -1920,7 +1925,7 @@ def _task_section(query: QueryLike) -> str:
     body = query.sql.strip("\n").rstrip()
     if not body.rstrip().endswith(";"):
         body += ";"
-    return f"-- source: {query.source}:{query.line}\n{body}"
+    return f"{_comment(f'source: {query.source}:{query.line}')}\n{body}"
 
 
 def _access_path_sections(spec: SchemaSpec) -> list[tuple[str, str]]:
@@ -1936,17 +1941,19 @@ def _access_path_sections(spec: SchemaSpec) -> list[tuple[str, str]]:
             name = "fk_" + "_".join(_bind_name(p) for p in (table.name, *fk.columns))
             backing = _backing_index(table, fk.columns)
             columns = ", ".join(_ident(c) for c in fk.columns)
-            note = (
-                f"-- backed by {backing}"
+            note = _comment(
+                f"backed by {backing}"
                 if backing
-                else f"-- NO INDEX: add an index on {_ident(table.name)}"
+                else f"NO INDEX: add an index on {_ident(table.name)}"
                 f"({', '.join(_ident(c) for c in fk.columns)})"
             )
             select_list = ", ".join(_ident(c.name) for c in table.columns)
             where = " AND ".join(f"{_ident(c)} = :{_bind_name(c)}" for c in fk.columns)
             body = "\n".join(
                 [
-                    f"-- the {table.name} rows of one {fk.ref_table} row, by {columns}",
+                    _comment(
+                        f"the {table.name} rows of one {fk.ref_table} row, by {columns}"
+                    ),
                     note,
                     f"SELECT {select_list}",
                     f"FROM {_ident(table.name)}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from sparc.agents.hephaestus.spec import ColumnType, SchemaSpec, Table
 from sparc.errors import InputError
@@ -21,6 +21,7 @@ __all__ = [
     "MAX_ARRAY_DIMENSIONS",
     "MAX_IDENTIFIER_BYTES",
     "MAX_SPEC_JSON_BYTES",
+    "check_names",
     "check_spec",
     "spec_from_json",
 ]
@@ -116,6 +117,56 @@ def check_spec(spec: SchemaSpec, *, source: str) -> SchemaSpec:
     return spec
 
 
+# Fields of the SchemaSpec models that hold names (or lists of names).
+_NAME_FIELDS = frozenset(
+    {"name", "ref_table", "parent", "column", "columns", "ref_columns", "include"}
+)
+
+
+def check_names(
+    spec: SchemaSpec, *, source: str, error: type[InputError] = InputError
+) -> SchemaSpec:
+    """Refuse control characters (line breaks included) in any name of `spec`.
+
+    Generated files carry names in comments and strings; a line break in a
+    name would end a comment and turn the rest of the name into code.
+
+    Args:
+        spec: the spec to check.
+        source: how errors name where the spec came from.
+        error: the InputError subclass to raise (DDLError for DDL).
+
+    Raises:
+        InputError: (or `error`) a name holds a control character; the
+            message names its field and value.
+    """
+    for field, name in _names(spec, ""):
+        _check_characters(name, field, source, error)
+    return spec
+
+
+def _names(node: object, where: str) -> Iterable[tuple[str, str]]:
+    if isinstance(node, list):
+        for index, item in enumerate(node):
+            yield from _names(item, f"{where}[{index}]")
+        return
+    if not isinstance(node, BaseModel):
+        return
+    for key in type(node).model_fields:
+        value = getattr(node, key)
+        field = f"{where}.{key}" if where else key
+        if key in _NAME_FIELDS and isinstance(value, str):
+            yield field, value
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if key in _NAME_FIELDS and isinstance(item, str):
+                    yield f"{field}[{index}]", item
+                else:
+                    yield from _names(item, f"{field}[{index}]")
+        elif isinstance(value, BaseModel):
+            yield from _names(value, field)
+
+
 def _refuse_duplicates(
     named: Iterable[tuple[str, str]], source: str, what: str
 ) -> None:
@@ -145,9 +196,15 @@ def _check_name(name: str, field: str, source: str) -> None:
             path=source,
             field=field,
         )
+    _check_characters(name, field, source)
+
+
+def _check_characters(
+    name: str, field: str, source: str, error: type[InputError] = InputError
+) -> None:
     for char in name:
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            raise InputError(
+            raise error(
                 f"{field}: {name!r} holds the control character "
                 f"U+{ord(char):04X}; use printable characters",
                 path=source,

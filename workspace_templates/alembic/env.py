@@ -100,11 +100,24 @@ def run_migrations_offline() -> None:
 
 
 def run_on(connection: Connection) -> None:
+    enforced = False
+    if connection.dialect.name == "sqlite":
+        # a batch copy drops the old table: with foreign keys enforced that
+        # would delete or refuse the child rows; SQLite takes the switch only
+        # outside a transaction
+        enforced = bool(connection.exec_driver_sql("PRAGMA foreign_keys").scalar())
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection, **configure_options(connection.dialect.name)
     )
-    with context.begin_transaction():
-        context.run_migrations()
+    try:
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        if enforced:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def run_migrations_online() -> None:

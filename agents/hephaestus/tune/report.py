@@ -65,7 +65,7 @@ def render(report: TuneReport, form: Format = "text", *, task_id: str = "") -> s
 def _text(report: TuneReport) -> str:
     lines = [
         f"database {report.database} (PostgreSQL {report.server_version}), "
-        f"statistics since {report.stats_reset or 'server start'}",
+        f"{_since(report)}",
         *(f"note: {n}" for n in report.notes),
         "",
     ]
@@ -97,8 +97,7 @@ def _markdown(report: TuneReport, task_id: str) -> str:
     lines = [
         f"# {task}Tuning report: {report.database}",
         "",
-        f"PostgreSQL {report.server_version}; statistics since "
-        f"{report.stats_reset or 'server start'}; proof by "
+        f"PostgreSQL {report.server_version}; {_since(report)}; proof by "
         f"{report.method or 'catalog only'}; margin {report.margin:.0%}.",
         "",
         *(f"- {n}" for n in report.notes),
@@ -141,6 +140,12 @@ def _advice_heading(report: TuneReport) -> str:
     count = len(report.accepted)
     how = f"proven by {report.method}" if report.method else "from the catalog"
     return f"index advice ({count} proposed, {how}, margin {report.margin:.0%}):"
+
+
+def _since(report: TuneReport) -> str:
+    if report.stats_reset:
+        return f"statistics since {report.stats_reset}"
+    return "statistics never reset"
 
 
 def _cell(text: str) -> str:

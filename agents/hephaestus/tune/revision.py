@@ -29,6 +29,7 @@ from sparc.agents.hephaestus.scripts import GENERATED_SECTION_MARKER, read_named
 from sparc.agents.hephaestus.spec import Index, IndexElement, SchemaSpec
 from sparc.agents.hephaestus.tune.advise import IndexAdvice
 from sparc.agents.hephaestus.tune.report import TuneReport, render
+from sparc.agents.hephaestus.tune.workload import named_binds
 from sparc.agents.hephaestus.verify import verify_sqlite, verify_url
 from sparc.config import load_config
 
@@ -177,7 +178,7 @@ def add_sped_up_queries(existing: str, advice: Sequence[IndexAdvice]) -> str:
         for cost in item.sped_up:
             if cost.statement.startswith("fk_"):
                 continue
-            body = cost.text.strip().rstrip(";")
+            body = named_binds(cost.text.strip().rstrip(";"))
             if " ".join(body.split()) in known:
                 continue
             known.add(" ".join(body.split()))

@@ -27,6 +27,7 @@ log = structlog.get_logger(__name__)
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*\S+\s*$", re.MULTILINE)
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_POSITIONAL = re.compile(r"\$(\d+)\b")
 _RANGE_OPERATORS = {"<", "<=", ">", ">="}
 _SCANNED_KINDS = (
     A_Expr_Kind.AEXPR_OP,
@@ -106,6 +107,14 @@ def statement(name: str, text: str, *, source: str = "workload") -> Statement:
             chunk = "::".join(_BIND.sub(number, part) for part in chunk.split("::"))
         out.append(chunk)
     return Statement(name, text.strip(), "".join(out).strip(), tuple(binds), source)
+
+
+def named_binds(text: str) -> str:
+    """`$1`-style parameters (as pg_stat_statements shows them) as `:p1` binds."""
+    out = []
+    for kind, chunk in _tokens(text):
+        out.append(_POSITIONAL.sub(r":p\1", chunk) if kind == "code" else chunk)
+    return "".join(out)
 
 
 def candidates(

@@ -1,0 +1,5 @@
+CREATE TABLE t (
+  id bigint PRIMARY KEY,
+  "note
+DELETE FROM t; --" text
+);

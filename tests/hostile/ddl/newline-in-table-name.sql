@@ -1,0 +1,4 @@
+CREATE TABLE "orders
+DROP TABLE users; --" (
+  id bigint PRIMARY KEY
+);
