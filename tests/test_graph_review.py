@@ -1,4 +1,4 @@
-"""Hephaestus's review gate: lint errors send the work back, a bounded number of times."""
+"""The review gate: lint errors send the work back, a bounded number of times."""
 
 from __future__ import annotations
 
