@@ -624,9 +624,14 @@ def _decision(answer: object) -> tuple[bool, str]:
     return bool(answer), ""
 
 
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+
+
 def _summarise(findings: list[dict[str, str]]) -> str:
+    """The reason line: errors first (what decided the gate), then the rest."""
     if not findings:
         return "no findings given"
-    shown = "; ".join(f"[{f['code']}] {f['message']}" for f in findings[:3])
-    more = len(findings) - 3
+    ordered = sorted(findings, key=lambda f: _SEVERITY_ORDER.get(f["severity"], 3))
+    shown = "; ".join(f"[{f['code']}] {f['message']}" for f in ordered[:3])
+    more = len(ordered) - 3
     return shown + (f" (+{more} more)" if more > 0 else "")

@@ -267,7 +267,11 @@ class WorkspaceTools:
 
     def run_command(self, argv: list[str]) -> str:
         """Run an allow-listed program with arguments, no shell, with a timeout."""
-        if not argv or not all(isinstance(a, str) for a in argv):
+        if (
+            not isinstance(argv, list)
+            or not argv
+            or not all(isinstance(a, str) for a in argv)
+        ):
             return "error: argv must be a non-empty list of strings"
         if argv[0] not in self.allowed_commands:
             return self._refuse(

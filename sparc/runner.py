@@ -36,7 +36,7 @@ from sparc import gitops
 from sparc.backlog import Backlog, TaskFile, TaskStatus
 from sparc.config import CONFIG_FILE, load_config
 from sparc.engines import EngineRegistry
-from sparc.errors import BacklogError, ConfigError
+from sparc.errors import BacklogError, ConfigError, InputError, WorkspaceError
 from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
 from sparc.personas import PersonaRegistry
 from sparc.redact import redact_data
@@ -158,6 +158,78 @@ def usage_summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+WORKSPACE_LOCK = "workspace.lock"
+WORKSPACE_LOCK_TIMEOUT = 60.0
+
+
+class WorkspaceRunLock:
+    """One process at a time runs tasks in a workspace; its threads share it.
+
+    Two processes would each see the other's uncommitted output as a user's
+    edit; the second one waits for the first (bounded), then says who holds it.
+    """
+
+    _held: dict[Path, tuple[int, int]] = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    @contextlib.contextmanager
+    def held(
+        cls, path: Path, *, timeout: float = WORKSPACE_LOCK_TIMEOUT
+    ) -> Iterator[None]:
+        cls._acquire(path, timeout)
+        try:
+            yield
+        finally:
+            cls._release(path)
+
+    @classmethod
+    def _acquire(cls, path: Path, timeout: float) -> None:
+        import fcntl
+        import time
+
+        with cls._guard:
+            if path in cls._held:
+                fd, count = cls._held[path]
+                cls._held[path] = (fd, count + 1)
+                return
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                        os.close(fd)
+                        raise WorkspaceError(
+                            "another sparc process"
+                            + (f" (pid {holder})" if holder else "")
+                            + f" has been running tasks in this workspace for over "
+                            f"{timeout:.0f} s; wait for it to finish, then run again"
+                        ) from None
+                    time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            cls._held[path] = (fd, 1)
+
+    @classmethod
+    def _release(cls, path: Path) -> None:
+        import fcntl
+
+        with cls._guard:
+            fd, count = cls._held[path]
+            if count > 1:
+                cls._held[path] = (fd, count - 1)
+                return
+            del cls._held[path]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 class Runner:
     """Runs a workspace's tasks through the SPARC graph with checkpoints.
 
@@ -247,10 +319,12 @@ class Runner:
         unfinished = bool(self.graph.get_state(config).next)
         if not unfinished:
             self._check_runnable(backlog, task_file)
+            self._check_references(task_file)
 
         with (
             self._locked(task_id),
             structlog.contextvars.bound_contextvars(task_id=task_id),
+            self._undone_on_crash(task_file, config),
         ):
             snapshot = self.graph.get_state(config)
             if snapshot.interrupts:
@@ -264,8 +338,76 @@ class Runner:
                 )
             return self._finish(task_id, run_id)
 
+    @contextlib.contextmanager
+    def _undone_on_crash(
+        self, task_file: TaskFile, config: dict[str, Any]
+    ) -> Iterator[None]:
+        """An unexpected exception leaves the workspace as it was before the run.
+
+        sparc's own errors end the task BLOCKED inside the graph; anything else
+        (a bug, a full disk) puts back the files the run wrote and the task
+        file, and forgets the run's checkpoints, then propagates.
+        """
+        task_bytes = task_file.path.read_bytes()
+        try:
+            yield
+        except Exception:
+            values = self.graph.get_state(config).values
+            written = list(values.get("written", []))
+            # a write node that failed part-way: the files it already wrote hold
+            # exactly the pending text (a user's own edit never does)
+            root = self.runtime.workspace.root
+            for rel, text in values.get("pending", {}).items():
+                path = root / rel
+                if rel not in written and path.is_file():
+                    if path.read_text(encoding="utf-8", errors="replace") == text:
+                        written.append(rel)
+            with self.runtime.git_lock:
+                self.runtime.put_back(written)
+            staged = task_file.path.with_name(f".{task_file.path.name}.restore")
+            staged.write_bytes(task_bytes)
+            staged.replace(task_file.path)
+            self.checkpointer.delete_thread(config["configurable"]["thread_id"])
+            log.exception("run_undone", task_id=task_file.task.id)
+            raise
+
+    def _check_references(self, task_file: TaskFile) -> None:
+        """Every reference resolves inside the workspace and exists: before any work.
+
+        Raises:
+            InputError: a reference leaves the workspace or names no file; the
+                message names the task file, the field and the value.
+        """
+        workspace = self.runtime.workspace
+        where = workspace.relative(task_file.path)
+        for position, ref in enumerate(task_file.task.references):
+            field = f"references[{position}]"
+            try:
+                path = workspace.resolve(ref, field=field)
+            except InputError as exc:
+                raise InputError(exc.message, path=where, field=field) from None
+            if not path.is_file():
+                raise InputError(
+                    f"{field}: {ref} does not exist; create it or correct the path",
+                    path=where,
+                    field=field,
+                )
+
     def resume(self, task_id: str) -> RunOutcome:
-        """Finish a task whose run was interrupted; the same as `run`."""
+        """Finish a task whose run was interrupted (a crash, a kill, a pause).
+
+        Raises:
+            BacklogError: the task has no interrupted run to finish.
+        """
+        task_file = self.backlog().get(task_id)
+        snapshot = self.graph.get_state(self._config(run_id_for(task_file)))
+        if not snapshot.next and task_file.task.status != TaskStatus.IN_PROGRESS:
+            raise BacklogError(
+                f"{task_id} has no interrupted run to resume (status "
+                f"{task_file.task.status}); start it with `sparc run {task_id}`",
+                paths=[task_file.path],
+                task_ids=[task_id],
+            )
         return self.run(task_id)
 
     def approve(self, task_id: str) -> RunOutcome:
@@ -449,11 +591,12 @@ class Runner:
     def _locked(self, task_id: str) -> Iterator[None]:
         folder = self.runtime.workspace.state_dir / LOCKS_DIR
         lock = TaskLock(folder / f"{task_id}.lock", task_id=task_id)
-        lock.acquire()
-        try:
-            yield
-        finally:
-            lock.release()
+        with WorkspaceRunLock.held(folder / WORKSPACE_LOCK):
+            lock.acquire()
+            try:
+                yield
+            finally:
+                lock.release()
 
     def _save_record(self, outcome: RunOutcome) -> None:
         path = self.runtime.workspace.state_dir / RUNS_DIR / f"{outcome.task_id}.json"

@@ -6,9 +6,11 @@ editing the task file, committing, and undoing a run that ends blocked.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import structlog
@@ -111,9 +113,23 @@ class Runtime:
                 self.repo, [rel for rel in changing if rel not in already]
             )
 
-        for rel in sorted(changing):
-            self.workspace.write_text(rel, files[rel], field="deliverable")
-            log.debug("file_written", path=rel)
+        # what each file held before, so a failure part-way leaves none written
+        previous: list[tuple[Path, bytes | None, list[Path]]] = []
+        try:
+            for rel in sorted(changing):
+                path = targets[rel]
+                created = [
+                    folder
+                    for folder in reversed(path.parents)
+                    if self.workspace.root in folder.parents and not folder.exists()
+                ]
+                before = path.read_bytes() if path.is_file() else None
+                previous.append((path, before, created))
+                self.workspace.write_text(rel, files[rel], field="deliverable")
+                log.debug("file_written", path=rel)
+        except BaseException:
+            _put_back(previous)
+            raise
         return sorted(files)
 
     def commit_run(
@@ -151,23 +167,20 @@ class Runtime:
         scope = _COMMIT_SCOPES.get(task.specialist or "", "sparc")
         message = gitops.conventional_message("feat", scope, task.title)
         paths = [*written, self.workspace.relative(task_file.path)]
-        try:
-            sha = gitops.commit_paths(
-                self.repo,
-                list(dict.fromkeys(paths)),
-                message=message,
-                identity=self.identity,
-                trailers={
-                    "Task": task.id,
-                    "Phase": ", ".join(phases),
-                    "Agent": ", ".join(agents),
-                    "Run": run_id,
-                },
-                lock_timeout=self.config.git.lock_timeout,
-            )
-        except BaseException:
-            set_status(task_file.path, task.status)
-            raise
+        # on failure the runner puts the task file back as it was before the run
+        sha = gitops.commit_paths(
+            self.repo,
+            list(dict.fromkeys(paths)),
+            message=message,
+            identity=self.identity,
+            trailers={
+                "Task": task.id,
+                "Phase": ", ".join(phases),
+                "Agent": ", ".join(agents),
+                "Run": run_id,
+            },
+            lock_timeout=self.config.git.lock_timeout,
+        )
         log.info("task_committed", task_id=task.id, commit=sha, files=len(paths))
         return sha
 
@@ -181,14 +194,40 @@ class Runtime:
     def _abandon_run(
         self, task_file: TaskFile, *, written: Sequence[str], reason: str
     ) -> None:
-        tracked = (
-            set(self.repo.git.ls_files("--", *written).splitlines())
-            if written
-            else set()
-        )
+        self.put_back(written)
+        set_status(task_file.path, TaskStatus.BLOCKED, reason=reason)
+
+    def put_back(self, written: Sequence[str]) -> None:
+        """Return files a run wrote to their committed state (the caller holds
+        `git_lock`): tracked ones from HEAD, new ones removed."""
+        if not written:
+            return
+        tracked = set(self.repo.git.ls_files("--", *written).splitlines())
         for rel in written:
             if rel in tracked:
                 self.repo.git.checkout("HEAD", "--", rel)
-            else:
-                (self.workspace.root / rel).unlink(missing_ok=True)
-        set_status(task_file.path, TaskStatus.BLOCKED, reason=reason)
+                continue
+            path = self.workspace.root / rel
+            path.unlink(missing_ok=True)
+            # folders the run made for new files go too, when nothing else is in them
+            for folder in path.parents:
+                if folder == self.workspace.root:
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+
+def _put_back(previous: Sequence[tuple[Path, bytes | None, list[Path]]]) -> None:
+    """Restore files (and remove folders) as they were before a failed write."""
+    for path, before, created in reversed(previous):
+        if before is None:
+            path.unlink(missing_ok=True)
+        else:
+            staged = path.with_name(f".{path.name}.restore")
+            staged.write_bytes(before)
+            staged.replace(path)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -10,13 +10,24 @@ from click.testing import CliRunner
 from sparc.cli import main
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under `root` (git objects included) with its bytes."""
-    return {
+def snapshot(root: Path, *, with_state: bool = True) -> dict[str, bytes]:
+    """Every file under `root` (git objects included) with its bytes.
+
+    Without `with_state`, sparc's own bookkeeping in `.sparc/` (checkpoint
+    database, locks, run records) is left out; its config is kept.
+    """
+    files = {
         p.relative_to(root).as_posix(): p.read_bytes()
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+    if not with_state:
+        files = {
+            k: v
+            for k, v in files.items()
+            if not k.startswith(".sparc/") or k == ".sparc/config.yaml"
+        }
+    return files
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -136,11 +147,36 @@ def test_approve_and_reject_of_a_task_that_is_not_waiting_are_exit_2(
     assert code == 2 and "--reason" in err
 
 
+def test_resume_refuses_a_task_that_never_ran(workspace: Path) -> None:
+    """Nothing interrupted, nothing to resume: exit 2, and the task is untouched."""
+    before = snapshot(workspace, with_state=False)
+    code, out, err = invoke("-C", str(workspace), "resume", "DB-001")
+    assert code == 2
+    assert "DB-001 has no interrupted run to resume" in err
+    assert snapshot(workspace, with_state=False) == before
+
+
+def test_missing_reference_is_exit_2_before_any_work(workspace: Path) -> None:
+    """A reference to a missing file names the task file and field."""
+    task = workspace / "docs/backlog/DB-001.yaml"
+    _write(task, task.read_text().replace("shop-queries.sql", "nope.sql"))
+    before = snapshot(workspace, with_state=False)
+
+    code, out, err = invoke("-C", str(workspace), "run", "DB-001")
+
+    assert code == 2
+    assert err.strip() == (
+        "error: docs/backlog/DB-001.yaml: references[1]: docs/data/nope.sql "
+        "does not exist; create it or correct the path"
+    )
+    assert snapshot(workspace, with_state=False) == before
+
+
 def test_resume_finishes_a_task_and_waiting_shows_in_backlog(workspace: Path) -> None:
     task = workspace / "docs/backlog/DB-001.yaml"
     _write(task, task.read_text() + "require_approval: [refinement]\n")
 
-    code, out, err = invoke("-C", str(workspace), "resume", "DB-001")
+    code, out, err = invoke("-C", str(workspace), "run", "DB-001")
     assert code == 0, err
     assert out == "DB-001 waiting for approval at refinement\n"
     code, out, _ = invoke("-C", str(workspace), "backlog")

@@ -11,6 +11,8 @@ from structlog.testing import capture_logs
 
 from sparc.agents.hephaestus.ddl import (
     Query,
+    Rename,
+    apply_renames,
     parse_file,
     parse_sql,
     sql_from_markdown,
@@ -838,3 +840,51 @@ def test_other_suffixes_are_refused(tmp_path: Path) -> None:
 
     assert ".sql, .md, .markdown" in str(caught.value)
     assert str(caught.value.path) == "schema.txt"
+
+
+_RENAMED_BASE = """
+CREATE TABLE authors (id int PRIMARY KEY, name text NOT NULL, bio text);
+CREATE TABLE posts (id int PRIMARY KEY, author_id int REFERENCES authors (id));
+"""
+
+
+def test_renames_are_recorded_in_statement_order() -> None:
+    base = parse_sql(_RENAMED_BASE, source="base.sql").spec
+
+    parsed = parse_sql(
+        "ALTER TABLE authors RENAME COLUMN bio TO biography;"
+        "ALTER TABLE authors RENAME TO writers;"
+        "ALTER INDEX IF EXISTS ix_missing RENAME TO ix_other;",
+        source="delta.sql",
+        base=base,
+    )
+
+    assert parsed.renames == [
+        Rename("authors", "bio", "biography"),
+        Rename("authors", None, "writers"),
+    ]
+    assert parse_sql(_RENAMED_BASE, source="base.sql").renames == []
+
+
+def test_apply_renames_skips_what_the_base_lacks() -> None:
+    base = parse_sql(_RENAMED_BASE, source="base.sql").spec
+    parsed = parse_sql(
+        "ALTER TABLE authors ADD COLUMN twitter text;"
+        "ALTER TABLE authors RENAME COLUMN twitter TO handle;"
+        "ALTER TABLE authors RENAME TO writers;"
+        "ALTER TABLE writers RENAME COLUMN name TO full_name;",
+        source="delta.sql",
+        base=base,
+    )
+
+    renamed, applied = apply_renames(base, parsed.renames)
+
+    assert applied == [
+        Rename("authors", None, "writers"),
+        Rename("writers", "name", "full_name"),
+    ]
+    writers = renamed.table("writers")
+    assert writers is not None and renamed.table("authors") is None
+    assert [c.name for c in writers.columns] == ["id", "full_name", "bio"]
+    posts = renamed.table("posts")
+    assert posts is not None and posts.foreign_keys[0].ref_table == "writers"

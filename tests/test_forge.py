@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from sparc.agents.hephaestus.ddl import parse_file
+from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.forge import forge
 from sparc.agents.hephaestus.spec import EnumType, SchemaSpec
 from sparc.agents.hephaestus.verify import verify_url
+from sparc.errors import VerificationError
 from tests import hephaestus_specs as specs
 from tests.conftest import SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
 
@@ -326,3 +327,223 @@ def test_casts_nulls_order_and_include_rebuild_exactly(
     assert "table-scope fidelity 13/13 = 100.0%" in facts, facts
     revision = next((workspace / "alembic/versions").glob("001_*.py")).read_text()
     assert "_sort_key('created DESC NULLS LAST')" in revision
+
+
+# -- deltas on a committed schema ------------------------------------------------
+
+_BLOG = """
+CREATE TABLE authors (id serial PRIMARY KEY, name text NOT NULL, bio text);
+CREATE TABLE posts (
+    id serial PRIMARY KEY,
+    author_id int NOT NULL REFERENCES authors (id),
+    title text NOT NULL,
+    published_at timestamptz,
+    view_count int NOT NULL DEFAULT 0
+        CONSTRAINT ck_posts_view_count CHECK (view_count >= 0)
+);
+"""
+
+
+def _blog_delta(root: Path, delta: str) -> str:
+    """Forge the blog, then `delta` on top of it; the second revision's text."""
+    base = parse_sql(_BLOG, source="blog.sql")
+    _forge_into(root, "001", base.spec)
+    parsed = parse_sql(delta, source="delta.sql", base=base.spec)
+
+    result = forge(
+        root,
+        project="shop",
+        task_id="DB-002",
+        title="delta",
+        spec=parsed.spec,
+        renames=parsed.renames,
+    )
+
+    for relative, text in result.files.items():
+        (root / relative).write_text(text, encoding="utf-8")
+    assert result.revision is not None
+    return result.revision.text
+
+
+def _sqlite(root: Path) -> tuple[str, sa.Engine]:
+    (root / ".sparc").mkdir(exist_ok=True)
+    url = f"sqlite:///{root / 'rows.sqlite3'}"
+    return url, sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+
+def _execute(engine: sa.Engine, *statements: str) -> list[tuple[object, ...]]:
+    with engine.begin() as connection:
+        results = [connection.execute(sa.text(s)) for s in statements]
+        last = results[-1]
+        return [tuple(row) for row in last] if last.returns_rows else []
+
+
+def test_column_rename_keeps_the_rows(tmp_path: Path) -> None:
+    text = _blog_delta(tmp_path, "ALTER TABLE authors RENAME COLUMN bio TO biography;")
+
+    assert "new_column_name='biography'" in text
+    assert "new_column_name='bio'" in text
+    assert "add_column" not in text and "drop_column" not in text
+    url, engine = _sqlite(tmp_path)
+    _alembic(tmp_path, "upgrade", "001", url=url)
+    _execute(engine, "INSERT INTO authors (id, name, bio) VALUES (1, 'a', 'kept')")
+    _alembic(tmp_path, "upgrade", "head", url=url)
+    assert _execute(engine, "SELECT biography FROM authors") == [("kept",)]
+    _alembic(tmp_path, "downgrade", "001", url=url)
+    assert _execute(engine, "SELECT bio FROM authors") == [("kept",)]
+    engine.dispose()
+
+
+def test_table_and_chained_column_renames_keep_the_rows(tmp_path: Path) -> None:
+    text = _blog_delta(
+        tmp_path,
+        "ALTER TABLE authors RENAME COLUMN bio TO b2;"
+        "ALTER TABLE authors RENAME COLUMN b2 TO about;"
+        "ALTER TABLE authors RENAME TO writers;"
+        "ALTER TABLE writers RENAME COLUMN name TO full_name;",
+    )
+
+    assert "op.rename_table('authors', 'writers')" in text
+    assert "op.rename_table('writers', 'authors')" in text
+    assert "create_table" not in text and "drop_column" not in text
+    url, engine = _sqlite(tmp_path)
+    _alembic(tmp_path, "upgrade", "001", url=url)
+    _execute(
+        engine,
+        "INSERT INTO authors (id, name, bio) VALUES (1, 'a', 'kept')",
+        "INSERT INTO posts (id, author_id, title) VALUES (1, 1, 't')",
+    )
+    _alembic(tmp_path, "upgrade", "head", url=url)
+    assert _execute(engine, "SELECT full_name, about FROM writers") == [("a", "kept")]
+    assert "No new upgrade operations detected" in _alembic(tmp_path, "check", url=url)
+    _alembic(tmp_path, "downgrade", "001", url=url)
+    assert _execute(engine, "SELECT name, bio FROM authors") == [("a", "kept")]
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [
+        "ALTER TABLE posts DROP CONSTRAINT ck_posts_view_count;",
+        "ALTER TABLE posts DROP COLUMN view_count;",
+    ],
+)
+def test_dropped_check_comes_back_on_downgrade(tmp_path: Path, delta: str) -> None:
+    text = _blog_delta(tmp_path, delta)
+
+    assert "drop_constraint(batch_op.f('ck_posts_view_count')" in text
+    url, engine = _sqlite(tmp_path)
+    _alembic(tmp_path, "upgrade", "head", url=url)
+    assert sa.inspect(engine).get_check_constraints("posts") == []
+    _alembic(tmp_path, "downgrade", "001", url=url)
+    checks = sa.inspect(engine).get_check_constraints("posts")
+    assert [c["name"] for c in checks] == ["ck_posts_view_count"]
+    engine.dispose()
+
+
+def test_not_null_column_without_default_fails_on_rows(tmp_path: Path) -> None:
+    with pytest.raises(VerificationError) as caught:
+        _blog_delta(tmp_path, "ALTER TABLE posts ADD COLUMN must int NOT NULL;")
+
+    assert caught.value.step == "upgrade head over existing rows"
+    message = str(caught.value)
+    assert "posts.must" in message
+    assert "DEFAULT" in message and "nullable" in message
+
+
+def test_not_null_column_with_default_upgrades_rows(tmp_path: Path) -> None:
+    base = parse_sql(_BLOG, source="blog.sql")
+    _forge_into(tmp_path, "001", base.spec)
+    delta = "ALTER TABLE posts ADD COLUMN must int NOT NULL DEFAULT 1;"
+    parsed = parse_sql(delta, source="delta.sql", base=base.spec)
+
+    result = forge(tmp_path, project="shop", task_id="X", title="x", spec=parsed.spec)
+
+    steps = "seed the previous head, upgrade head over existing rows: passed"
+    assert any(line.startswith("sqlite:") and steps in line for line in result.report)
+
+
+def test_added_column_and_sorted_index_on_one_table(tmp_path: Path) -> None:
+    text = _blog_delta(
+        tmp_path,
+        "ALTER TABLE posts ADD COLUMN score INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX ix_pap ON posts (author_id, published_at DESC);",
+    )
+
+    assert "literal_column('published_at DESC')" in text
+    url, engine = _sqlite(tmp_path)
+    _alembic(tmp_path, "upgrade", "head", url=url)
+    assert "ix_pap" in {i["name"] for i in sa.inspect(engine).get_indexes("posts")}
+    engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.mariadb
+def test_renames_and_dropped_checks_verify_on_each_server(
+    tmp_path: Path, pg_admin: sa.Engine, mariadb_admin: sa.Engine
+) -> None:
+    base = parse_sql(_BLOG, source="blog.sql")
+    _forge_into(tmp_path, "001", base.spec)
+    delta = (
+        "ALTER TABLE authors RENAME COLUMN bio TO biography;"
+        "ALTER TABLE authors RENAME TO writers;"
+        "ALTER TABLE posts DROP COLUMN view_count;"
+        "ALTER TABLE posts ADD COLUMN score INTEGER NOT NULL DEFAULT 0;"
+        "CREATE INDEX ix_pap ON posts (author_id, published_at DESC);"
+    )
+    parsed = parse_sql(delta, source="delta.sql", base=base.spec)
+    urls = {
+        "postgresql": pg_admin.url.render_as_string(hide_password=False),
+        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
+    }
+
+    result = forge(
+        tmp_path,
+        project="shop",
+        task_id="DB-002",
+        title="delta",
+        spec=parsed.spec,
+        renames=parsed.renames,
+        verify_urls=urls,
+    )
+
+    assert any(line.startswith("postgresql: upgrade head") for line in result.report)
+    assert any(line.startswith("mariadb: upgrade head") for line in result.report)
+
+
+@pytest.fixture(scope="module")
+def shop_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop example after `sparc init` and `sparc batch`, as `make demo`."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from sparc.cli import main
+    from tests.conftest import EXAMPLES
+
+    workspace = tmp_path_factory.mktemp("demo") / "shop"
+    shutil.copytree(EXAMPLES / "shop", workspace)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init", str(workspace)]).exit_code == 0
+    result = runner.invoke(main, ["-C", str(workspace), "batch"])
+    assert "3 COMPLETE, 0 BLOCKED" in result.stdout, result.output
+    return workspace
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mariadb"])
+def test_alembic_check_of_the_demo_passes_on_each_database(
+    shop_demo: Path, tmp_path: Path, dialect: str, request: pytest.FixtureRequest
+) -> None:
+    """The workspace's env.py compares defaults the way each database spells them."""
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'check.sqlite3'}"
+    elif dialect == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    else:
+        url = request.getfixturevalue("mariadb_url")
+
+    _alembic(shop_demo, "upgrade", "head", url=url)
+
+    assert "No new upgrade operations detected" in _alembic(shop_demo, "check", url=url)

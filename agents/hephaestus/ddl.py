@@ -64,9 +64,11 @@ __all__ = [
     "MAX_SQL_FILE_BYTES",
     "ParsedSql",
     "Query",
+    "Rename",
     "SQL_SUFFIXES",
     "UNTRUSTED_EXTENSIONS",
     "UNTRUSTED_LANGUAGES",
+    "apply_renames",
     "parse_file",
     "parse_sql",
     "sql_from_markdown",
@@ -215,11 +217,27 @@ class Query:
 
 
 @dataclass(frozen=True)
+class Rename:
+    """A table or column renamed in place, so a revision keeps its data.
+
+    `column` is None for a table rename (`table` to `new`); otherwise the
+    column `column` of `table` becomes `new`. `table` is the table's name at
+    the moment of the rename.
+    """
+
+    table: str
+    column: str | None
+    new: str
+
+
+@dataclass(frozen=True)
 class ParsedSql:
-    """What one SQL or markdown input holds: the schema and the queries."""
+    """What one SQL or markdown input holds: the schema, queries and renames."""
 
     spec: SchemaSpec
     queries: list[Query]
+    # in statement order; a spec alone cannot tell a rename from drop + add
+    renames: list[Rename] = field(default_factory=list)
 
 
 def parse_sql(text: str, *, source: str, base: SchemaSpec | None = None) -> ParsedSql:
@@ -241,6 +259,39 @@ def parse_sql(text: str, *, source: str, base: SchemaSpec | None = None) -> Pars
     builder = _SchemaBuilder(base or SchemaSpec(), source=source)
     builder.apply(text, first_line=1)
     return builder.result()
+
+
+def apply_renames(
+    spec: SchemaSpec, renames: list[Rename]
+) -> tuple[SchemaSpec, list[Rename]]:
+    """Apply to `spec` the renames that name one of its tables or columns.
+
+    A rename of something `spec` lacks (a table or column made by the same
+    input) is left out: there is no data to keep.
+
+    Args:
+        spec: the schema before the renames, e.g. at a revision chain's head.
+        renames: renames in statement order (`ParsedSql.renames`).
+
+    Returns:
+        The renamed schema and the renames that applied, in order.
+    """
+    builder = _SchemaBuilder(spec, source="renames")
+    applied: list[Rename] = []
+    for rename in renames:
+        table = builder.tables.get(rename.table)
+        if table is None:
+            continue
+        if rename.column is None:
+            if rename.new in builder.tables:
+                continue
+            builder._rename_table(table, rename.new)
+        else:
+            if table.column(rename.column) is None or table.column(rename.new):
+                continue
+            builder._rename_column(table, rename.column, rename.new)
+        applied.append(rename)
+    return builder.result().spec, applied
 
 
 def sql_from_markdown(text: str) -> list[tuple[int, str]]:
@@ -490,6 +541,7 @@ class _SchemaBuilder:
     objects: list[SqlObject] = field(default_factory=list)
     sequences: dict[str, _Sequence] = field(default_factory=dict)
     queries: list[Query] = field(default_factory=list)
+    renames: list[Rename] = field(default_factory=list)
     refused: list[tuple[int, int, str]] = field(default_factory=list)
     partition_details: list[str] = field(default_factory=list)
     # per applied text: the source text and where it starts in the file
@@ -596,7 +648,9 @@ class _SchemaBuilder:
             objects=self.objects,
         )
         check_names(spec, source=self.source, error=DDLError)
-        return ParsedSql(spec=spec, queries=list(self.queries))
+        return ParsedSql(
+            spec=spec, queries=list(self.queries), renames=list(self.renames)
+        )
 
     def _apply_statement(self, statement: _Statement, comments: list[str]) -> None:
         node = statement.node
@@ -1801,8 +1855,10 @@ class _SchemaBuilder:
         if kind == ObjectType.OBJECT_COLUMN:
             self._require_column(table, node.subname, statement.start)
             self._rename_column(table, node.subname, node.newname)
+            self.renames.append(Rename(table.name, node.subname, node.newname))
         elif kind == ObjectType.OBJECT_TABLE:
             self._rename_table(table, node.newname)
+            self.renames.append(Rename(table.name, None, node.newname))
         else:
             self._rename_constraint(table, node.subname, node.newname, statement.start)
 

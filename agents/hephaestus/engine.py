@@ -19,7 +19,13 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from git import BadName, Repo
 
-from sparc.agents.hephaestus.ddl import ParsedSql, Query, parse_sql, sql_from_markdown
+from sparc.agents.hephaestus.ddl import (
+    ParsedSql,
+    Query,
+    Rename,
+    parse_sql,
+    sql_from_markdown,
+)
 from sparc.agents.hephaestus.forge import forge
 from sparc.agents.hephaestus.models_render import spec_from_models
 from sparc.agents.hephaestus.requests import apply_requests, parse_schema_request
@@ -108,6 +114,9 @@ class HephaestusEngine:
                 task_id=task.id,
                 title=task.title,
                 spec=parsed.spec,
+                renames=parsed.renames,
+                # servers named in .sparc/config.yaml `verify:` besides SQLite
+                verify_urls=context.config.verify or None,
             )
             existing_queries = committed / QUERY_SCRIPT
             existing = (
@@ -326,6 +335,7 @@ def read_requirements(context: WorkContext, base: SchemaSpec) -> ParsedSql:
     task_file = context.workspace.relative(context.task.path)
     spec = base
     queries: list[Query] = []
+    renames: list[Rename] = []
     for ref in task.references:
         if not ref.endswith(SQL_SUFFIXES):
             continue
@@ -339,11 +349,12 @@ def read_requirements(context: WorkContext, base: SchemaSpec) -> ParsedSql:
         parsed = _parse_text(text, ref, spec)
         spec = parsed.spec
         queries.extend(parsed.queries)
+        renames.extend(parsed.renames)
 
     if task.schema:
         request = parse_schema_request(task.schema, source=task_file)
         spec = apply_requests(spec, request, source=task_file)
-    return ParsedSql(spec=spec, queries=queries)
+    return ParsedSql(spec=spec, queries=queries, renames=renames)
 
 
 def _parse_text(text: str, ref: str, base: SchemaSpec) -> ParsedSql:
@@ -352,12 +363,13 @@ def _parse_text(text: str, ref: str, base: SchemaSpec) -> ParsedSql:
 
     # markdown: each ```sql block in order; lines are kept by padding, so an
     # error points at the markdown file's own line
-    spec, queries = base, []
+    spec, queries, renames = base, [], []
     for start, block in sql_from_markdown(text):
         parsed = parse_sql("\n" * (start - 1) + block, source=ref, base=spec)
         spec = parsed.spec
         queries.extend(parsed.queries)
-    return ParsedSql(spec=spec, queries=queries)
+        renames.extend(parsed.renames)
+    return ParsedSql(spec=spec, queries=queries, renames=renames)
 
 
 def _current_spec(root: Path, project: str) -> SchemaSpec:

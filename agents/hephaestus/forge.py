@@ -11,13 +11,14 @@ import io
 import shutil
 import string
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import structlog
 
+from sparc.agents.hephaestus.ddl import Rename, apply_renames
 from sparc.agents.hephaestus.models_render import (
     load_metadata,
     render_models,
@@ -74,6 +75,7 @@ def forge(
     title: str,
     spec: SchemaSpec,
     verify_urls: Mapping[str, str] | None = None,
+    renames: Sequence[Rename] = (),
 ) -> ForgeResult:
     """Render, migrate and verify `spec` for the workspace at `root`.
 
@@ -86,6 +88,9 @@ def forge(
         verify_urls: server URLs by dialect name ("postgresql", "mariadb");
             the chain is also verified in a scratch database created, and
             dropped again, on each server.
+        renames: tables and columns renamed by the task's DDL, in order
+            (`ParsedSql.renames`); those of the committed schema become
+            renames in the revision instead of a drop and an add.
 
     Returns:
         Files whose content changes, the revision (None when the schema is
@@ -113,6 +118,19 @@ def forge(
         previous_spec = (
             spec_from_models(current_models) if current_models.is_file() else None
         )
+        renamed_spec, applied = (
+            apply_renames(previous_spec, list(renames))
+            if previous_spec is not None
+            else (None, [])
+        )
+        if applied:
+            # compared with the new models as if the renames were done
+            renamed_models = scratch / "renamed_head_models.py"
+            renamed_models.write_text(
+                render_models(renamed_spec or SchemaSpec(), project=project),
+                encoding="utf-8",
+            )
+            previous = load_metadata(renamed_models)
         metadata = load_metadata(scratch_models)
         revision = write_revision(
             alembic_dir,
@@ -121,7 +139,8 @@ def forge(
             title=title,
             previous_metadata=previous,
             spec=spec,
-            previous_spec=previous_spec,
+            previous_spec=renamed_spec,
+            renames=applied,
         )
         if revision.has_operations:
             target = alembic_dir / "versions" / revision.file_name
@@ -130,7 +149,12 @@ def forge(
         else:
             report.append("schema unchanged: no revision")
 
-        verification = verify_sqlite(alembic_dir, scratch_models)
+        verification = verify_sqlite(
+            alembic_dir,
+            scratch_models,
+            previous_spec=previous_spec if revision.has_operations else None,
+            previous_head=revision.down_revision,
+        )
         report.append(f"sqlite: {', '.join(verification.steps)}: passed")
         statements = _offline_sql(alembic_dir)
         report.append(
@@ -140,7 +164,7 @@ def forge(
         for dialect, url in sorted((verify_urls or {}).items()):
             verification = verify_server(url, alembic_dir, scratch_models)
             report.append(f"{dialect}: {', '.join(verification.steps)}: passed")
-        report.extend(narrowing_notes(previous_spec or SchemaSpec(), spec))
+        report.extend(narrowing_notes(renamed_spec or SchemaSpec(), spec))
         report.extend(dialect_mappings(spec))
 
     if not current_models.is_file() or current_models.read_text("utf-8") != models_text:

@@ -4,8 +4,9 @@ The existing revisions are applied to a scratch SQLite database, Alembic's
 autogenerate compares that database with the new metadata, and what
 autogenerate does not see is added: check constraints on existing tables,
 PostgreSQL enum types (created before the tables that use them, dropped after
-them), and changed index definitions. The result is rendered with Alembic's
-own renderers into a template kept in this package.
+them), and changed index definitions. Tables and columns the task renamed are
+renamed in place first, so their rows stay. The result is rendered with
+Alembic's own renderers into a template kept in this package.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import string
 import tempfile
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -30,9 +32,10 @@ from alembic.operations import ops
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.sql.elements import TextClause, conv
 from sqlalchemy.sql.functions import FunctionElement
 
+from sparc.agents.hephaestus.ddl import Rename
 from sparc.agents.hephaestus.models_render import iter_enum_types
 from sparc.agents.hephaestus.spec import (
     ColumnType,
@@ -530,6 +533,7 @@ def write_revision(
     previous_metadata: sa.MetaData | None = None,
     spec: SchemaSpec | None = None,
     previous_spec: SchemaSpec | None = None,
+    renames: Sequence[Rename] = (),
 ) -> RevisionInfo:
     """Compute the revision that takes the chain's head to `metadata`.
 
@@ -546,6 +550,10 @@ def write_revision(
             partitions and SQL objects (views, functions, triggers, ...)
             become PostgreSQL-only SQL steps.
         previous_spec: the schema at the chain's head, when known.
+        renames: tables and columns of the head renamed in place, in order
+            (see `ddl.apply_renames`); `previous_metadata` and
+            `previous_spec` are then the head's schema with the renames
+            applied. Each becomes a rename, so the data stays.
 
     Returns:
         The revision; `has_operations` is False when the schema is unchanged.
@@ -558,6 +566,7 @@ def write_revision(
         try:
             with engine.begin() as connection:
                 upgrade_to_head(alembic_dir, connection, metadata)
+                rename_ops = _rename_in_place(connection, renames, previous_metadata)
                 upgrade_ops = _compare(connection, metadata)
                 _add_missed_checks(connection, metadata, upgrade_ops)
         finally:
@@ -567,6 +576,8 @@ def write_revision(
     _add_expression_indexes(previous_metadata, metadata, upgrade_ops)
     _add_changed_checks(previous_spec, spec, metadata, upgrade_ops)
     created, dropped = _enum_changes(previous_metadata, metadata)
+    _split_index_changes(upgrade_ops)
+    upgrade_ops.ops[:0] = rename_ops
     steps = postgresql_steps(previous_spec or SchemaSpec(), spec or SchemaSpec())
 
     has_operations = bool(upgrade_ops.ops or created or dropped or steps)
@@ -613,6 +624,112 @@ def upgrade_to_head(
             env.run_migrations()
 
 
+class _RenameTableOp(ops.RenameTableOp):
+    """A table renamed in place; its reverse renames it back."""
+
+    def reverse(self) -> _RenameTableOp:
+        return _RenameTableOp(self.new_table_name, self.table_name)
+
+
+@renderers.dispatch_for(_RenameTableOp)
+def _render_rename_table(context: AutogenContext, op: _RenameTableOp) -> str:
+    return f"op.rename_table({op.table_name!r}, {op.new_table_name!r})"
+
+
+class _RenameColumnOp(ops.AlterColumnOp):
+    """A column renamed in place; its reverse renames it back.
+
+    The column's type, nullability and default go along: MariaDB renames with
+    CHANGE COLUMN, which restates the whole definition.
+    """
+
+    def reverse(self) -> _RenameColumnOp:
+        return _RenameColumnOp(
+            self.table_name,
+            str(self.modify_name),
+            modify_name=self.column_name,
+            existing_type=self.existing_type,
+            existing_nullable=self.existing_nullable,
+            existing_server_default=self.existing_server_default,
+        )
+
+
+def _rename_in_place(
+    connection: sa.Connection,
+    renames: Sequence[Rename],
+    renamed_metadata: sa.MetaData | None,
+) -> list[ops.MigrateOperation]:
+    # applied to the scratch database too, so autogenerate compares what is
+    # left against the renamed tables instead of proposing drop and add
+    operations: list[ops.MigrateOperation] = []
+    for number, rename in enumerate(renames):
+        if rename.column is None:
+            connection.exec_driver_sql(
+                f"ALTER TABLE {_quote(rename.table)} RENAME TO {_quote(rename.new)}"
+            )
+            operations.append(_RenameTableOp(rename.table, rename.new))
+            continue
+
+        connection.exec_driver_sql(
+            f"ALTER TABLE {_quote(rename.table)} RENAME COLUMN "
+            f"{_quote(rename.column)} TO {_quote(rename.new)}"
+        )
+        column = _renamed_column(renamed_metadata, rename, renames[number + 1 :])
+        default = column.server_default if column is not None else None
+        operation = _RenameColumnOp(
+            rename.table,
+            rename.column,
+            modify_name=rename.new,
+            existing_type=column.type if column is not None else None,
+            existing_nullable=column.nullable if column is not None else None,
+            existing_server_default=default if default is not None else False,
+        )
+        operations.append(ops.ModifyTableOps(rename.table, [operation]))
+    return operations
+
+
+def _renamed_column(
+    metadata: sa.MetaData | None, rename: Rename, later: Sequence[Rename]
+) -> sa.Column[Any] | None:
+    # `metadata` has every rename applied: follow the later ones to the
+    # column's final name
+    if metadata is None:
+        return None
+    table_name, column_name = rename.table, rename.new
+    for step in later:
+        if step.table != table_name:
+            continue
+        if step.column is None:
+            table_name = step.new
+        elif step.column == column_name:
+            column_name = step.new
+    table = metadata.tables.get(table_name)
+    return table.columns.get(column_name) if table is not None else None
+
+
+def _split_index_changes(upgrade_ops: ops.UpgradeOps) -> None:
+    # on SQLite a batch that also recreates the table cannot take an index on
+    # a sorted key or expression ("published_at DESC" is no column): drop
+    # indexes in a batch of their own before the table changes, create them
+    # in one after
+    split: list[ops.MigrateOperation] = []
+    for operation in upgrade_ops.ops:
+        if not isinstance(operation, ops.ModifyTableOps):
+            split.append(operation)
+            continue
+        drops = [o for o in operation.ops if isinstance(o, ops.DropIndexOp)]
+        creates = [o for o in operation.ops if isinstance(o, ops.CreateIndexOp)]
+        rest = [o for o in operation.ops if o not in drops and o not in creates]
+        if not rest or not (drops or creates):
+            split.append(operation)
+            continue
+        table, schema = operation.table_name, operation.schema
+        for group in (drops, rest, creates):
+            if group:
+                split.append(ops.ModifyTableOps(table, group, schema=schema))
+    upgrade_ops.ops = split
+
+
 def _compare(connection: sa.Connection, metadata: sa.MetaData) -> ops.UpgradeOps:
     context = MigrationContext.configure(
         connection,
@@ -637,11 +754,12 @@ def _add_missed_checks(
     for table in metadata.tables.values():
         if table.name not in existing_tables:
             continue
-        present = {
-            check["name"]
+        checks = [
+            check
             for check in inspector.get_check_constraints(table.name)
             if check.get("name")
-        }
+        ]
+        present = {check["name"] for check in checks}
         wanted = {
             str(c.name): c
             for c in table.constraints
@@ -652,11 +770,25 @@ def _add_missed_checks(
             for name in sorted(set(wanted) - present)
         ]
         dropped = [
-            ops.DropConstraintOp(name, table.name, type_="check")
-            for name in sorted(present - set(wanted))
+            ops.DropConstraintOp.from_constraint(_reflected_check(table.name, check))
+            for check in sorted(checks, key=lambda c: str(c["name"]))
+            if check["name"] not in wanted
         ]
-        if added or dropped:
-            upgrade_ops.ops.append(ops.ModifyTableOps(table.name, [*dropped, *added]))
+        # a check goes before its column can (PostgreSQL drops it with the
+        # column) and comes back after the column is there again
+        if dropped:
+            upgrade_ops.ops.insert(0, ops.ModifyTableOps(table.name, dropped))
+        if added:
+            upgrade_ops.ops.append(ops.ModifyTableOps(table.name, added))
+
+
+def _reflected_check(table_name: str, check: Any) -> sa.CheckConstraint:
+    # a constraint bound to a table: its drop then knows how to add it back
+    # the name is final: the models' naming convention must not wrap it again
+    name = conv(check["name"])
+    constraint = sa.CheckConstraint(sa.text(check["sqltext"]), name=name)
+    sa.Table(table_name, sa.MetaData(), sa.Column("x"), constraint)
+    return constraint
 
 
 def _defer_cycle_keys(upgrade_ops: ops.UpgradeOps) -> None:

@@ -2,7 +2,9 @@
 
 Each check runs `upgrade head`, `downgrade base` and `upgrade head` through
 Alembic's command API, then compares the database with the models the way
-`alembic check` does. A failing step raises `VerificationError` naming it.
+`alembic check` does. On SQLite the new revision also has to upgrade a
+database that holds rows at the previous head, as a deployed one does. A
+failing step raises `VerificationError` naming it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ from sparc.agents.hephaestus.revision import (
     is_expression_index,
     postgresql_only_default,
 )
-from sparc.errors import VerificationError
+from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
+from sparc.agents.hephaestus.spec import Column, SchemaSpec
+from sparc.errors import SparcError, VerificationError
 
 log = structlog.get_logger(__name__)
 
@@ -54,13 +58,23 @@ def alembic_config(alembic_dir: Path) -> Config:
     return config
 
 
-def verify_sqlite(alembic_dir: Path, models_path: Path) -> VerificationReport:
+def verify_sqlite(
+    alembic_dir: Path,
+    models_path: Path,
+    *,
+    previous_spec: SchemaSpec | None = None,
+    previous_head: str | None = None,
+) -> VerificationReport:
     """Verify the chain on a scratch SQLite database in a temporary folder.
 
     Args:
         alembic_dir: the folder with `env.py` and `versions/`; it is copied,
             never run in place.
         models_path: the `models.py` the chain must end at.
+        previous_spec: the schema at `previous_head`; with both given, a
+            second database is upgraded to `previous_head`, given seed rows
+            of `previous_spec`, then upgraded to head.
+        previous_head: the revision before the new one.
 
     Raises:
         VerificationError: a step failed (`step` names it, dialect "sqlite").
@@ -69,7 +83,112 @@ def verify_sqlite(alembic_dir: Path, models_path: Path) -> VerificationReport:
         copy = Path(scratch) / "alembic"
         shutil.copytree(alembic_dir, copy)
         url = f"sqlite:///{Path(scratch) / 'verify.sqlite3'}"
-        return verify_url(url, copy, models_path)
+        report = verify_url(url, copy, models_path)
+        if previous_spec is None or previous_head is None:
+            return report
+
+        seeded_url = f"sqlite:///{Path(scratch) / 'seeded.sqlite3'}"
+        steps = _upgrade_over_rows(
+            seeded_url, copy, models_path, previous_spec, previous_head
+        )
+        return VerificationReport(report.dialect, report.steps + steps)
+
+
+def _upgrade_over_rows(
+    url: str,
+    alembic_dir: Path,
+    models_path: Path,
+    previous_spec: SchemaSpec,
+    previous_head: str,
+) -> tuple[str, ...]:
+    try:
+        statements = seed_statements(render_seed_sql(previous_spec), "sqlite")
+    except SparcError as error:
+        log.warning("seeded_upgrade_skipped", reason=str(error))
+        return ()
+    if not statements:
+        return ()
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        metadata = load_metadata(models_path)
+        with engine.connect() as connection:
+            config = alembic_config(alembic_dir)
+            config.attributes["connection"] = connection
+            config.attributes["target_metadata"] = metadata
+            _step(
+                "upgrade to the previous head",
+                "sqlite",
+                lambda: command.upgrade(config, previous_head),
+            )
+            connection.commit()
+            if not _seeded(connection, statements):
+                return ()
+            try:
+                command.upgrade(config, "head")
+                connection.commit()
+            except Exception as error:
+                connection.rollback()
+                columns = _columns_rows_cannot_fill(
+                    previous_spec, spec_from_models(models_path)
+                )
+                if not columns:
+                    # seed rows break a new constraint, or hold NULL where a
+                    # column turns NOT NULL: real data may not, so no verdict
+                    log.warning("seeded_upgrade_inconclusive", error=str(error))
+                    return ()
+                raise VerificationError(
+                    _rows_refused(columns, error),
+                    step="upgrade head over existing rows",
+                    dialect="sqlite",
+                ) from error
+    finally:
+        engine.dispose()
+    return ("seed the previous head", "upgrade head over existing rows")
+
+
+def _seeded(connection: sa.Connection, statements: list[str]) -> bool:
+    # rows the previous schema cannot take are no fault of the new revision
+    raw = connection.execution_options(no_parameters=True)
+    try:
+        for statement in statements:
+            raw.exec_driver_sql(statement)
+        connection.commit()
+    except sa.exc.DBAPIError as error:
+        connection.rollback()
+        log.warning("seeded_upgrade_skipped", reason=str(error.orig))
+        return False
+    return True
+
+
+def _columns_rows_cannot_fill(previous: SchemaSpec, spec: SchemaSpec) -> list[str]:
+    # new NOT NULL columns without a default on tables that already have rows
+    return [
+        f"{table.name}.{column.name}"
+        for table in spec.tables
+        if (before := previous.table(table.name)) is not None
+        for column in table.columns
+        if _needs_a_value(column) and before.column(column.name) is None
+    ]
+
+
+def _rows_refused(columns: list[str], error: Exception) -> str:
+    found = f"{type(error).__name__}: {error}"
+    return (
+        f"column {', '.join(columns)} is NOT NULL without a DEFAULT, so the rows "
+        "already in the table get no value and the upgrade fails on any database "
+        "that holds data; give the column a DEFAULT, make it nullable, or "
+        f"backfill it before setting NOT NULL ({found})"
+    )
+
+
+def _needs_a_value(column: Column) -> bool:
+    return (
+        not column.nullable
+        and column.default is None
+        and not column.serial
+        and column.identity is None
+    )
 
 
 def verify_server(

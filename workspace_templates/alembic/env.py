@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -62,6 +63,54 @@ def include_object(
     return not (type_ == "table" and reflected and name in partition_names)
 
 
+# spellings one database reflects for what the models say another way
+DEFAULT_SYNONYMS = {
+    "now": "current_timestamp",
+    "current_timestamp": "current_timestamp",
+    "localtimestamp": "current_timestamp",
+    "curdate": "current_date",
+    "current_date": "current_date",
+    "true": "1",
+    "false": "0",
+}
+# function calls every supported database understands in a DEFAULT
+PORTABLE_CALLS = {"now", "current_timestamp", "current_date", "current_time"}
+CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
+def default_key(text: str | None) -> str | None:
+    if text is None:
+        return None
+    bare = text.strip().lower().replace("(", "").replace(")", "").strip("'\" ")
+    return DEFAULT_SYNONYMS.get(bare, bare)
+
+
+def postgresql_only_default(expression: str) -> bool:
+    unquoted = re.sub(r"'(?:[^']|'')*'", "''", expression)
+    return any(name.lower() not in PORTABLE_CALLS for name in CALL.findall(unquoted))
+
+
+def compare_server_default(
+    context: object,
+    inspected_column: object,
+    metadata_column: object,
+    inspected_default: str | None,
+    metadata_default: object,
+    rendered_metadata_default: str | None,
+) -> bool | None:
+    # SQLite and MariaDB reflect now() as CURRENT_TIMESTAMP and true as 1: the
+    # same default; the revisions leave out defaults calling PostgreSQL-only
+    # functions there. Anything else is left to Alembic's own comparison.
+    if context.dialect.name == "postgresql":  # type: ignore[attr-defined]
+        return None
+    if default_key(inspected_default) == default_key(rendered_metadata_default):
+        return False
+    text = getattr(getattr(metadata_default, "arg", None), "text", None)
+    if inspected_default is None and text and postgresql_only_default(text):
+        return False
+    return None
+
+
 def database_url() -> str:
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:
@@ -80,7 +129,7 @@ def configure_options(dialect_name: str) -> dict[str, object]:
     return {
         "target_metadata": target_metadata,
         "compare_type": True,
-        "compare_server_default": True,
+        "compare_server_default": compare_server_default,
         "include_object": include_object,
         # SQLite cannot ALTER constraints or columns in place: recreate tables
         "render_as_batch": dialect_name == "sqlite",
