@@ -359,9 +359,11 @@ class Runner:
             root = self.runtime.workspace.root
             for rel, text in values.get("pending", {}).items():
                 path = root / rel
-                if rel not in written and path.is_file():
-                    if path.read_text(encoding="utf-8", errors="replace") == text:
-                        written.append(rel)
+                ours = path.is_file() and (
+                    path.read_text(encoding="utf-8", errors="replace") == text
+                )
+                if rel not in written and ours:
+                    written.append(rel)
             with self.runtime.git_lock:
                 self.runtime.put_back(written)
             staged = task_file.path.with_name(f".{task_file.path.name}.restore")
