@@ -47,9 +47,12 @@ def display_path(path: Path | str) -> str:
         # where it leads
         named = candidate.parent.resolve() / candidate.name
         try:
-            return named.relative_to(root).as_posix()
+            relative = named.relative_to(root).as_posix()
         except ValueError:
-            pass
+            relative = ""
+        # the workspace itself is named as given, not as "."
+        if relative and relative != ".":
+            return relative
     return str(candidate)
 
 

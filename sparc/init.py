@@ -95,7 +95,7 @@ def _check_project_name(name: str) -> None:
         SparcConfig(project=name)
     except ValidationError as exc:
         raise ConfigError(
-            f"project: {name!r} {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
+            f"project: {exc.errors()[0]['msg'].removeprefix('Value error, ')}",
             field="project",
         ) from None
 

@@ -160,7 +160,9 @@ class Runtime:
             log.info("commit_exists", task_id=task.id, commit=existing)
             return existing
 
-        self.set_status(task_file, TaskStatus.COMPLETE)
+        # an earlier run's blocked reason no longer holds once the task completes
+        stale = "" if task_file.task.blocked_reason else None
+        self.set_status(task_file, TaskStatus.COMPLETE, reason=stale)
         producers = [r for r in record if r.get("role") == "primary"]
         phases = list(dict.fromkeys(r["phase"] for r in producers))
         agents = list(dict.fromkeys(r["persona"] for r in producers))

@@ -123,3 +123,23 @@ def test_a_complete_task_commits_once_with_trailers(workspace: Path) -> None:
     assert "docs/backlog/DB-001.yaml" in files
     assert "src/shop/db/models.py" in files
     assert repo.is_dirty(untracked_files=True) is False
+
+
+def test_completing_clears_an_earlier_blocked_reason(workspace: Path) -> None:
+    """A task that once ended BLOCKED and is then completed keeps no stale reason."""
+    import git
+
+    from sparc.backlog import TaskStatus, set_status
+
+    path = workspace / "docs/backlog/DB-001.yaml"
+    set_status(path, TaskStatus.BLOCKED, reason="earlier trouble")
+    set_status(path, TaskStatus.READY)
+    git.Repo(workspace).git.commit("-am", "retry DB-001")
+
+    with Runner.open(workspace) as runner:
+        outcome = runner.run("DB-001")
+
+    assert outcome.complete, outcome.reason
+    task = load_task(path).task
+    assert task.status == "COMPLETE"
+    assert not task.blocked_reason
