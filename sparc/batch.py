@@ -562,26 +562,6 @@ class ProgressDisplay:
         self._running.append(task_id)
         self._redraw()
 
-    def check_clean(self) -> None:
-        """Refuse the batch before any work when a file a task would write is dirty.
-
-        Folders and task files are left to each run's own check; a resumed
-        task's files are its own uncommitted work.
-        """
-        files: set[str] = set()
-        for task_file in self._backlog.tasks:
-            task_id = task_file.task.id
-            if self._status[task_id] not in (TaskStatus.NEW, TaskStatus.READY):
-                continue
-            if task_id in self._interrupted or task_id in self._waiting:
-                continue
-            files |= {
-                path
-                for path in self._predicted(task_id)
-                if not path.endswith("/") and not path.startswith(f"{BACKLOG_DIR}/")
-            }
-        gitops.check_clean(self._runner.runtime.repo, sorted(files))
-
     def finished(self, run: TaskRun) -> None:
         if run.task_id in self._running:
             self._running.remove(run.task_id)

@@ -98,28 +98,20 @@ def tune(
 
 def _commit(root: Path, task_id: str, title: str, files: dict[str, str]) -> None:
     from sparc import gitops
-    from sparc.config import load_config
-    from sparc.workspace import Workspace
+    from sparc.runner import open_runtime
 
-    workspace = Workspace.at(root)
-    config = load_config(workspace.root)
-    repo = gitops.open_repository(workspace.root)
-    configured = config.git.identity
-    identity = gitops.resolve_identity(
-        repo,
-        gitops.Identity(configured.name, configured.email) if configured else None,
-    )
-    gitops.check_clean(repo, sorted(files))
-
-    for path, text in sorted(files.items()):
-        workspace.write_text(path, text, field="deliverable")
-    sha = gitops.commit_paths(
-        repo,
-        sorted(files),
-        message=gitops.conventional_message("perf", "db", title),
-        identity=identity,
-        trailers={"Task": task_id, "Phase": "refinement", "Agent": "hephaestus"},
-    )
+    runtime = open_runtime(root)
+    with runtime.git_lock:
+        gitops.check_clean(runtime.repo, sorted(files))
+        for path, text in sorted(files.items()):
+            runtime.workspace.write_text(path, text, field="deliverable")
+        sha = gitops.commit_paths(
+            runtime.repo,
+            sorted(files),
+            message=gitops.conventional_message("perf", "db", title),
+            identity=runtime.identity,
+            trailers={"Task": task_id, "Phase": "refinement", "Agent": "hephaestus"},
+        )
     click.echo(
         f"committed {sha[:10] if sha else 'nothing'}: {len(files)} files", err=True
     )
