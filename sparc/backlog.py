@@ -80,6 +80,22 @@ class TaskStatus(StrEnum):
     COMPLETE = "COMPLETE"
 
 
+class TuneRequest(BaseModel):
+    """A tuning task: Hephaestus reads a live PostgreSQL and proposes proven indexes.
+
+    The database URL is never written in the task file: `url_env` names the
+    environment variable that holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]{0,63}$")] = "DATABASE_URL"
+    workload: WorkspacePath | None = None
+    hypothetical: bool = False
+    analyze: bool = False
+    margin: float = Field(default=0.2, gt=0, lt=1)
+
+
 class Priority(StrEnum):
     """How urgent a task is; `rank` orders them, critical first."""
 
@@ -197,6 +213,7 @@ with warnings.catch_warnings():
         acceptance_criteria: tuple[str, ...] = ()
         phases: tuple[PhaseName, ...] | None = None
         schema: dict[str, Any] | None = None
+        tune: TuneRequest | None = None
         blocked_reason: str | None = None
         workflow: Annotated[str, AfterValidator(_check_name)] | None = None
         require_approval: tuple[PhaseName, ...] | None = None

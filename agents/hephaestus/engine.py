@@ -8,6 +8,7 @@ instead of stacking a second revision on its own uncommitted output.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,8 @@ class HephaestusEngine:
                 phase=context.phase,
                 persona=context.persona.key,
             )
+        if task.tune is not None:
+            return tune_task(context)
 
         root = context.workspace.root
         project = context.config.project
@@ -195,6 +198,8 @@ class HephaestusEngine:
         task = context.task.task
         if task.specialist != DATA_SPECIALIST:
             return Review(verdict="approve", summary="not a data task")
+        if task.tune is not None:
+            return Review(verdict="approve", summary="a tuning task reads no DDL")
 
         sources = [ref for ref in task.references if ref.endswith(SQL_SUFFIXES)]
         if not sources and not task.schema:
@@ -322,6 +327,50 @@ def _revision_of(url: str) -> str | None:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def tune_task(context: WorkContext) -> WorkResult:
+    """A tuning task: read the live database, prove index changes, make the revision.
+
+    Raises:
+        EngineError: the environment variable naming the database is not set.
+    """
+    from sparc.agents.hephaestus.tune import render, tune_workspace
+
+    task = context.task.task
+    request = task.tune
+    assert request is not None
+    url = os.environ.get(request.url_env)
+    if not url:
+        raise EngineError(
+            f"tune.url_env: the environment variable {request.url_env} is not set; "
+            "set it to the database URL to tune",
+            task_id=task.id,
+            phase=context.phase,
+            persona=context.persona.key,
+        )
+    workload = (
+        context.workspace.resolve(request.workload, field="tune.workload")
+        if request.workload
+        else None
+    )
+
+    report, files = tune_workspace(
+        context.workspace.root,
+        url,
+        task_id=task.id,
+        title=task.title,
+        workload_file=workload,
+        hypothetical=request.hypothetical,
+        analyze=request.analyze,
+        margin=request.margin,
+    )
+    log.info("database_tuned", advice=len(report.advice), files=len(files))
+    return WorkResult(
+        files=files,
+        summary=f"{len(report.advice)} index changes proposed",
+        report=tuple(render(report, "text").splitlines()),
+    )
 
 
 def read_requirements(context: WorkContext, base: SchemaSpec) -> ParsedSql:
