@@ -26,7 +26,7 @@ from sparc.errors import BacklogError, CycleError
 
 KNOWN_FIELDS = (
     "id, title, description, specialist, status, priority, estimated_hours, "
-    "depends_on, references, acceptance_criteria, phases, schema, blocked_reason, "
+    "depends_on, references, acceptance_criteria, phases, schema, tune, blocked_reason, "
     "workflow, require_approval"
 )
 

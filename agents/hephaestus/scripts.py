@@ -447,12 +447,34 @@ def _columns_to_write(
             or column.name in referencing
             or hints[column.name].mentioned
         )
-        required = not _nullable(spec, column) and column.default is None
+        required = not _nullable(spec, column) and (
+            column.default is None or _default_not_portable(spec, table, column)
+        )
         if column.serial or column.identity or constrained or required:
             chosen.append(column.name)
     if not chosen:
         chosen.append(table.columns[0].name)
     return chosen
+
+
+def _default_not_portable(spec: SchemaSpec, table: Table, column: Column) -> bool:
+    """Whether the seed writes a value rather than trust the column's default.
+
+    The file loads on every dialect, but a default such as
+    `timezone('utc', now())` or `gen_random_uuid()` only runs where that
+    function exists; a constant default runs everywhere. Where no sample
+    value fits the type, the default stays in charge.
+    """
+    if column.default is None:
+        return False
+    node = _parse_expression(column.default)
+    if node is not None and _constant(node)[0]:
+        return False
+    try:
+        _column_values(spec, table, column.name, _Hints(), 1)
+    except _CannotSeed:
+        return False
+    return True
 
 
 def _nullable(spec: SchemaSpec, column: Column) -> bool:
@@ -913,8 +935,11 @@ def _column_values(
     if kind in _STRING_KINDS:
         return _string_values(table, name, ctype, hint, rows)
     if kind == "uuid":
+        # 32 hex digits: PostgreSQL's uuid reads them, and they are the form
+        # SQLAlchemy's Uuid stores in CHAR(32) on SQLite and MariaDB, so rows
+        # seeded here match the keys the application binds
         made = [
-            str(uuid.uuid5(_UUID_NAMESPACE, f"{table.name}.{name}.{i}"))
+            uuid.uuid5(_UUID_NAMESPACE, f"{table.name}.{name}.{i}").hex
             for i in range(rows)
         ]
         return _cycle(hint.allowed, rows, name) if hint.allowed else list(made)
