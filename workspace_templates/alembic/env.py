@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from alembic import context
-from sqlalchemy import MetaData, engine_from_config, pool
+from alembic.operations import ops
+from sqlalchemy import MetaData, TextClause, engine_from_config, pool
 from sqlalchemy.engine import Connection, make_url
 
 MODELS_PATH = (
@@ -111,6 +112,66 @@ def compare_server_default(
     return None
 
 
+def is_expression_index(operation: ops.CreateIndexOp) -> bool:
+    # Alembic wraps a textual key of a compared index in its own element
+    return any(
+        isinstance(e, TextClause) or type(e).__name__ == "_textual_index_element"
+        for e in operation.to_index().expressions
+    )
+
+
+def without_mariadb_gaps(
+    operations: list[ops.MigrateOperation],
+) -> list[ops.MigrateOperation]:
+    # MariaDB has no deferrable keys and no indexes on expressions: the
+    # revisions create such a key plain and leave such an index out there
+    deferrable = {
+        o.constraint_name
+        for o in operations
+        if isinstance(o, ops.CreateForeignKeyOp) and o.kw.get("deferrable")
+    }
+    dropped = {
+        o.constraint_name
+        for o in operations
+        if isinstance(o, ops.DropConstraintOp) and o.constraint_type == "foreignkey"
+    }
+    plain_again = deferrable & dropped
+    kept: list[ops.MigrateOperation] = []
+    for operation in operations:
+        if isinstance(operation, ops.ModifyTableOps):
+            operation.ops = without_mariadb_gaps(operation.ops)
+            if operation.ops:
+                kept.append(operation)
+        elif not mariadb_lacks(operation, plain_again):
+            kept.append(operation)
+    return kept
+
+
+def mariadb_lacks(operation: ops.MigrateOperation, plain_again: set[str]) -> bool:
+    if isinstance(operation, ops.CreateIndexOp):
+        return is_expression_index(operation)
+    if isinstance(operation, ops.CreateForeignKeyOp | ops.DropConstraintOp):
+        return operation.constraint_name in plain_again
+    return False
+
+
+def process_revision_directives(
+    migration_context: object, revision: object, directives: list[object]
+) -> None:
+    # `alembic check` and autogenerate see on MariaDB what it cannot hold
+    if migration_context.dialect.name != "mysql":  # type: ignore[attr-defined]
+        return
+    for script in directives:
+        pairs = zip(
+            script.upgrade_ops_list,  # type: ignore[attr-defined]
+            script.downgrade_ops_list,  # type: ignore[attr-defined]
+            strict=True,
+        )
+        for upgrade_ops, downgrade_ops in pairs:
+            upgrade_ops.ops = without_mariadb_gaps(upgrade_ops.ops)
+            upgrade_ops.reverse_into(downgrade_ops)
+
+
 def database_url() -> str:
     url = os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url")
     if not url:
@@ -131,6 +192,7 @@ def configure_options(dialect_name: str) -> dict[str, object]:
         "compare_type": True,
         "compare_server_default": compare_server_default,
         "include_object": include_object,
+        "process_revision_directives": process_revision_directives,
         # SQLite cannot ALTER constraints or columns in place: recreate tables
         "render_as_batch": dialect_name == "sqlite",
     }
