@@ -402,7 +402,13 @@ class _Scheduler:
             return
 
         self._status[task_id] = TaskStatus.COMPLETE
+        queued = {queued_id for _, queued_id in self._ready}
+        ran = {r.task_id for r in self.result.runs}
         for dependent in self._backlog.dependents(task_id):
+            # a dependent may be queued already: it was ready when the batch
+            # began (its dependency was COMPLETE but its run not yet finished)
+            if dependent in queued or dependent in self._running or dependent in ran:
+                continue
             if self._runnable(dependent):
                 entry = (self._urgency(self._backlog.get(dependent)), dependent)
                 self._ready.append(entry)
@@ -489,7 +495,10 @@ def _outcome_of(runner: Runner, task_id: str) -> RunOutcome:
         log.exception("batch_task_failed", task_id=task_id)
         runtime = runner.runtime
         try:
-            runtime.abandon_run(runtime.task(task_id), written=[], reason=reason)
+            task_file = runtime.task(task_id)
+            # a committed, complete task is never marked blocked after the fact
+            if task_file.task.status is not TaskStatus.COMPLETE:
+                runtime.abandon_run(task_file, written=[], reason=reason)
         except SparcError:
             log.exception("batch_task_block_failed", task_id=task_id)
         return RunOutcome(
