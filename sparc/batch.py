@@ -374,18 +374,25 @@ class _Scheduler:
         task's files are its own uncommitted work.
         """
         files: set[str] = set()
+        resumed: set[str] = set()
         for task_file in self._backlog.tasks:
             task_id = task_file.task.id
-            if self._status[task_id] not in (TaskStatus.NEW, TaskStatus.READY):
-                continue
             if task_id in self._interrupted or task_id in self._waiting:
+                # an interrupted run's uncommitted files are its own work in
+                # progress, even where a later task will write them too
+                resumed |= self._predicted(task_id)
+                continue
+            if self._status[task_id] not in (TaskStatus.NEW, TaskStatus.READY):
                 continue
             files |= {
                 path
                 for path in self._predicted(task_id)
                 if not path.endswith("/") and not path.startswith(f"{BACKLOG_DIR}/")
             }
-        gitops.check_clean(self._runner.runtime.repo, sorted(files))
+        gitops.check_clean(
+            self._runner.runtime.repo,
+            sorted(f for f in files if not paths_overlap({f}, resumed)),
+        )
 
     def finished(self, run: TaskRun) -> None:
         task_id = run.task_id
