@@ -119,6 +119,32 @@ class RunOutcome:
     # the phase whose gate waits for a person, when status is WAITING
     waiting_at: str = ""
 
+    @classmethod
+    def from_values(
+        cls,
+        task_id: str,
+        run_id: str,
+        values: dict[str, Any],
+        *,
+        status: str,
+        reason: str,
+        waiting_at: str = "",
+    ) -> RunOutcome:
+        """The outcome a run's final graph state describes."""
+        return cls(
+            task_id=task_id,
+            run_id=run_id,
+            status=status,
+            reason=reason,
+            commit=values.get("commit", ""),
+            record=list(values.get("record", [])),
+            written=list(values.get("written", [])),
+            report=list(values.get("report", [])),
+            usage=list(values.get("usage", [])),
+            findings=[f for r in values.get("reviews", []) for f in r["findings"]],
+            waiting_at=waiting_at,
+        )
+
     @property
     def complete(self) -> bool:
         return self.status == TaskStatus.COMPLETE.value
@@ -545,17 +571,12 @@ class Runner:
             reason = values.get("reason", "")
             self._clear_waiting(task_id)
 
-        outcome = RunOutcome(
-            task_id=task_id,
-            run_id=run_id,
+        outcome = RunOutcome.from_values(
+            task_id,
+            run_id,
+            values,
             status=status,
             reason=reason,
-            commit=values.get("commit", ""),
-            record=list(values.get("record", [])),
-            written=list(values.get("written", [])),
-            report=list(values.get("report", [])),
-            usage=list(values.get("usage", [])),
-            findings=[f for r in values.get("reviews", []) for f in r["findings"]],
             waiting_at=waiting_at,
         )
         if not outcome.waiting:

@@ -250,16 +250,12 @@ def _outcome(
             f": {detail}" if detail else ""
         )
 
-    return RunOutcome(
-        task_id=task_id,
-        run_id=run_id,
+    return RunOutcome.from_values(
+        task_id,
+        run_id,
+        values,
         status=status,
         reason=reason,
-        commit=values.get("commit", ""),
-        record=list(values.get("record", [])),
-        written=list(values.get("written", [])),
-        report=list(values.get("report", [])),
-        usage=list(values.get("usage", [])),
         waiting_at=waiting_at,
     )
 

@@ -26,8 +26,8 @@ from sparc.errors import BacklogError, CycleError
 
 KNOWN_FIELDS = (
     "id, title, description, specialist, status, priority, estimated_hours, "
-    "depends_on, references, acceptance_criteria, phases, schema, tune, blocked_reason, "
-    "workflow, require_approval"
+    "depends_on, references, acceptance_criteria, phases, schema, tune, "
+    "blocked_reason, workflow, require_approval"
 )
 
 

@@ -770,13 +770,11 @@ def _fk_options(
     return parts
 
 
-def _index_args(name: str, index: Index, table: Table) -> list[str]:
-    elements = [_render_index_element(e, table) for e in index.elements]
+def index_dialect_options(index: Index, where: str | None) -> list[str]:
+    """Keyword arguments (as source) carrying an index's predicate, method,
+    INCLUDE columns and operator classes to the dialects that have them."""
     options = []
-    if index.unique:
-        options.append("unique=True")
-    if index.where is not None:
-        where = portable_expression(index.where, table)
+    if where is not None:
         options.append(f"postgresql_where=sa.text({where!r})")
         options.append(f"sqlite_where=sa.text({where!r})")
     if index.method is not None:
@@ -786,6 +784,14 @@ def _index_args(name: str, index: Index, table: Table) -> list[str]:
     ops = {e.column: e.opclass for e in index.elements if e.opclass and e.column}
     if ops:
         options.append(f"postgresql_ops={ops!r}")
+    return options
+
+
+def _index_args(name: str, index: Index, table: Table) -> list[str]:
+    elements = [_render_index_element(e, table) for e in index.elements]
+    options = ["unique=True"] if index.unique else []
+    where = portable_expression(index.where, table) if index.where is not None else None
+    options += index_dialect_options(index, where)
     if any(e.opclass and not e.column for e in index.elements):
         raise DDLError(
             f"index {name} on {table.name}: an operator class on an expression key "

@@ -23,7 +23,11 @@ from pathlib import Path
 import structlog
 
 from sparc.agents.hephaestus.forge import ALEMBIC_DIR, models_relative_path
-from sparc.agents.hephaestus.models_render import render_models, spec_from_models
+from sparc.agents.hephaestus.models_render import (
+    index_dialect_options,
+    render_models,
+    spec_from_models,
+)
 from sparc.agents.hephaestus.revision import current_head, next_revision_id, slugify
 from sparc.agents.hephaestus.scripts import GENERATED_SECTION_MARKER, read_named_queries
 from sparc.agents.hephaestus.spec import Index, IndexElement, SchemaSpec
@@ -234,17 +238,7 @@ def _new_index(item: IndexAdvice) -> Index:
 
 def _create(index: Index, table: str) -> list[str]:
     keys = ", ".join(_element(e) for e in index.elements)
-    options = [f"unique={index.unique!r}"]
-    if index.where is not None:
-        options.append(f"postgresql_where=sa.text({index.where!r})")
-        options.append(f"sqlite_where=sa.text({index.where!r})")
-    if index.method is not None:
-        options.append(f"postgresql_using={index.method!r}")
-    if index.include:
-        options.append(f"postgresql_include={index.include!r}")
-    ops = {e.column: e.opclass for e in index.elements if e.opclass and e.column}
-    if ops:
-        options.append(f"postgresql_ops={ops!r}")
+    options = [f"unique={index.unique!r}", *index_dialect_options(index, index.where)]
     arguments = [repr(index.name), repr(table), f"[{keys}]", *options]
     arguments.append("postgresql_concurrently=True")
     return [
