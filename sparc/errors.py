@@ -83,6 +83,7 @@ class InputError(SparcError):
         column: int | None = None,
         field: str | None = None,
     ) -> None:
+        self.reason = message
         self.path = Path(path) if path is not None else None
         self.line = line
         self.column = column
@@ -132,7 +133,24 @@ class WorkspaceError(InputError):
 
 
 class DDLError(InputError):
-    """SQL that does not parse or uses something sparc cannot carry."""
+    """SQL that does not parse or uses something sparc cannot carry.
+
+    `undefined_table` names the table a statement needs but no earlier
+    statement created: the SQL is fine if another file defines it first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+        undefined_table: str | None = None,
+    ) -> None:
+        self.undefined_table = undefined_table
+        super().__init__(message, path=path, line=line, column=column, field=field)
 
 
 class VerificationError(SparcError):
