@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import structlog
+from click.core import ParameterSource
 
 from sparc.errors import SparcError, paths_relative_to
 from sparc.redact import redact_data, redact_event, redact_text
@@ -56,8 +57,8 @@ class _SparcGroup(click.Group):
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
-    show_default=True,
-    help="The workspace folder.",
+    help="The workspace folder (default: the nearest folder at or above the "
+    "current one holding .sparc/config.yaml, else the current folder).",
 )
 @click.option(
     "--log-format",
@@ -75,8 +76,24 @@ def main(ctx: click.Context, workspace: Path, log_format: str, verbose: int) -> 
     """Run the SPARC method over a backlog of task files."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     configure_logging(level, log_format)
+    given = ctx.get_parameter_source("workspace") is not ParameterSource.DEFAULT
+    if not given and ctx.invoked_subcommand != "init":
+        workspace = _enclosing_workspace(Path.cwd()) or workspace
     ctx.with_resource(paths_relative_to(workspace))
     ctx.obj = workspace
+
+
+def _enclosing_workspace(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding a sparc configuration.
+
+    Like git finding its repository, so a command works from any subfolder.
+    """
+    from sparc.config import CONFIG_FILE
+
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return None
 
 
 @main.command()

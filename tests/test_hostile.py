@@ -388,6 +388,21 @@ def test_a_workspace_whose_folders_lead_outside_is_refused(
     assert caught.value.exit_code == 2
 
 
+def test_dot_dot_that_stays_inside_is_the_same_path(tmp_path: Path) -> None:
+    from sparc.workspace import Workspace
+
+    (tmp_path / "docs" / "real").mkdir(parents=True)
+    (tmp_path / "docs" / "link").symlink_to(tmp_path / "docs" / "real")
+    workspace = Workspace.at(tmp_path)
+
+    resolved = workspace.resolve("docs/../docs/x.sql", field="ref")
+    assert resolved == workspace.root / "docs" / "x.sql"
+
+    # from a link, '..' would climb from wherever the link points
+    with pytest.raises(SparcError, match="climbs out of the workspace"):
+        workspace.resolve("docs/link/../x.sql", field="ref")
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [
