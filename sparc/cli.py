@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import structlog
@@ -13,6 +15,9 @@ from click.core import ParameterSource
 
 from sparc.errors import SparcError, paths_relative_to
 from sparc.redact import redact_data, redact_event, redact_text
+
+if TYPE_CHECKING:
+    from sparc.runner import Runner, RunOutcome
 
 EXIT_DONE, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 
@@ -140,12 +145,7 @@ def backlog(workspace: Path) -> None:
 @click.pass_context
 def run(ctx: click.Context, task_id: str) -> None:
     """Run one task through its phases."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.run(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.run(task_id))
 
 
 @main.command()
@@ -235,12 +235,7 @@ def _batch_on_server(
 @click.pass_context
 def resume(ctx: click.Context, task_id: str) -> None:
     """Finish a task whose run was interrupted (a crash, a kill)."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.resume(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.resume(task_id))
 
 
 @main.command()
@@ -248,12 +243,7 @@ def resume(ctx: click.Context, task_id: str) -> None:
 @click.pass_context
 def approve(ctx: click.Context, task_id: str) -> None:
     """Approve the gate a task waits at; its run goes on."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.approve(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.approve(task_id))
 
 
 @main.command()
@@ -262,12 +252,7 @@ def approve(ctx: click.Context, task_id: str) -> None:
 @click.pass_context
 def reject(ctx: click.Context, task_id: str, reason: str) -> None:
     """Refuse the gate a task waits at; the task ends BLOCKED with the reason."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.reject(task_id, reason)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.reject(task_id, reason))
 
 
 @main.command()
@@ -291,6 +276,16 @@ def personas(workspace: Path) -> None:
 
     registry = personas_for(Workspace.at(workspace))
     click.echo(format_ownership_matrix(registry), nl=False)
+
+
+def _finish_one(ctx: click.Context, act: Callable[[Runner], RunOutcome]) -> None:
+    """Run one task action on the workspace, print its line, exit by outcome."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = act(runner)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(_exit_code(outcome))
 
 
 def _exit_code(outcome: object) -> int:
