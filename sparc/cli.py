@@ -320,10 +320,12 @@ def mcp(workspace: Path) -> None:
 
 
 def _register_commands() -> None:
+    from sparc.adopt_command import adopt
     from sparc.review_command import review
     from sparc.tune_command import db
 
     main.add_command(review)
+    db.add_command(adopt)
     main.add_command(db)
 
 

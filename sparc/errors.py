@@ -11,7 +11,8 @@ work that could not be completed.
      │    ├── WorkflowError       workflow files
      │    ├── ConfigError         .sparc/config.yaml
      │    ├── WorkspaceError      paths that leave the workspace, missing folders
-     │    └── DDLError            SQL that does not parse or is not supported
+     │    ├── DDLError            SQL that does not parse or is not supported
+     │    └── AdoptionError       a live database a workspace cannot adopt
      ├── VerificationError       generated files failed on a database (exit 1)
      ├── GitError                the repository refused an operation (exit 1)
      └── EngineError             an engine failed while doing its work (exit 1)
@@ -151,6 +152,15 @@ class DDLError(InputError):
     ) -> None:
         self.undefined_table = undefined_table
         super().__init__(message, path=path, line=line, column=column, field=field)
+
+
+class AdoptionError(InputError):
+    """A database cannot be adopted as it is; `reasons` lists each cause."""
+
+    def __init__(self, message: str, *, reasons: Sequence[str] = ()) -> None:
+        self.reasons = list(reasons)
+        listed = "".join(f"\n  - {reason}" for reason in self.reasons)
+        super().__init__(message + listed)
 
 
 class VerificationError(SparcError):
