@@ -43,13 +43,7 @@ SUFFIXES = {
 }
 # Inputs that expose a flaw in a module this suite does not own; each entry
 # names the flaw so the test turns green (and strict xfail red) once fixed.
-KNOWN_FLAWS = {
-    "llm/dunder-column": (
-        "models_render: a primary key column named __class__ renders as an "
-        "attribute SQLAlchemy cannot map (Mapper could not assemble any primary "
-        "key columns)"
-    ),
-}
+KNOWN_FLAWS: dict[str, str] = {}
 _imports = itertools.count()
 
 
