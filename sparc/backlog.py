@@ -112,7 +112,10 @@ class Priority(StrEnum):
     @property
     def rank(self) -> int:
         """0 for critical up to 3 for low: sort ascending to get urgent first."""
-        return list(Priority).index(self)
+        return _PRIORITY_RANKS[self]
+
+
+_PRIORITY_RANKS = {priority: rank for rank, priority in enumerate(Priority)}
 
 
 def _check_task_id(value: str) -> str:
@@ -819,6 +822,9 @@ def _urgency(task_file: TaskFile) -> tuple[int, str]:
 
 
 def _refuse_duplicate_ids(files: Sequence[TaskFile]) -> None:
+    if len({task_file.id.casefold() for task_file in files}) == len(files):
+        return
+
     groups: dict[str, list[TaskFile]] = {}
     for task_file in files:
         groups.setdefault(task_file.id.casefold(), []).append(task_file)
