@@ -2,11 +2,17 @@
 
 Limit: under one second. Floor: reading the same files and parsing them with
 PyYAML's C loader, nothing else.
+
+sparc keeps the task files it has read, by path and exact bytes, so that a run
+reading the same file again does not parse it again. The figure is a first
+load: the best of two, each of a backlog never read before. Loading an
+unchanged backlog again is recorded beside it.
 """
 
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -36,17 +42,20 @@ def measure(count: int = 10_000) -> Measure:
     from sparc.backlog import Backlog
 
     with tempfile.TemporaryDirectory(prefix="sparc-bench-backlog-") as folder:
-        backlog_dir = Path(folder) / "backlog"
-        write_backlog(backlog_dir, count)
-        floor = best_of(2, lambda: _c_loader_pass(backlog_dir))
-        order: list[str] = []
+        # two copies, so that each timed load reads files never read before
+        copies = [Path(folder) / "backlog-1", Path(folder) / "backlog-2"]
+        for backlog_dir in copies:
+            write_backlog(backlog_dir, count)
+        floor = best_of(2, lambda: _c_loader_pass(copies[0]))
+        orders: list[list[str]] = []
 
-        def load() -> None:
-            order[:] = Backlog.load(backlog_dir).topological_order()
+        def load(backlog_dir: Path) -> None:
+            orders.append(Backlog.load(backlog_dir).topological_order())
 
-        sparc = timed(load)
-    if len(order) != count:
-        raise RuntimeError(f"backlog benchmark ordered {len(order)} of {count}")
+        sparc = min(timed(partial(load, backlog_dir)) for backlog_dir in copies)
+        again = timed(partial(load, copies[0]))
+    if any(len(order) != count for order in orders):
+        raise RuntimeError(f"backlog benchmark ordered fewer than {count} tasks")
     return Measure(
         name="backlog load",
         what=f"{count} task files: Backlog.load + topological_order",
@@ -55,5 +64,5 @@ def measure(count: int = 10_000) -> Measure:
         floor_s=floor,
         target=float("inf"),
         absolute_limit_s=1.0,
-        extra={"tasks": count},
+        extra={"tasks": count, "unchanged_reload_s": round(again, 4)},
     )

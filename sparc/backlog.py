@@ -14,9 +14,14 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import errno
 import heapq
 import math
+import os
 import re
+import stat
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -107,7 +112,10 @@ class Priority(StrEnum):
     @property
     def rank(self) -> int:
         """0 for critical up to 3 for low: sort ascending to get urgent first."""
-        return list(Priority).index(self)
+        return _PRIORITY_RANKS[self]
+
+
+_PRIORITY_RANKS = {priority: rank for rank, priority in enumerate(Priority)}
 
 
 def _check_task_id(value: str) -> str:
@@ -271,6 +279,10 @@ class _ParsedFile:
 def load_task(path: Path) -> TaskFile:
     """Read and validate one task file.
 
+    A file read again with the same bytes at the same path is not parsed
+    again: the task read before is returned (a copy where it holds a mutable
+    `schema`). Every check on the file itself runs on every call.
+
     Args:
         path: the task file; its name without the suffix must equal its `id`.
 
@@ -285,30 +297,172 @@ def load_task(path: Path) -> TaskFile:
             from its id. The one-line message names the file, and the line and
             field where known.
     """
-    return _parse_task(path, _read_text(path)).task_file
+    return _load_bytes(path, _read_bytes(path))
+
+
+def _load_bytes(path: Path, data: bytes) -> TaskFile:
+    known = _TASKS_READ.get(path, data)
+    if known is not None:
+        return known
+
+    task_file = _parse_task(path, _decoded(path, data)).task_file
+    _TASKS_READ.put(path, data, task_file)
+    return _unshared(task_file)
+
+
+def _unshared(task_file: TaskFile) -> TaskFile:
+    # Everything in a Task is immutable except the `schema` mapping; a caller
+    # gets its own, so that changing it cannot change what later reads return.
+    schema = task_file.task.schema
+    if schema is None:
+        return task_file
+    task = task_file.task.model_copy(update={"schema": copy.deepcopy(schema)})
+    return TaskFile(task_file.path, task)
+
+
+class _TaskFileCache:
+    """Task files already read, by path, kept with the exact bytes they hold.
+
+    A hit needs the very same bytes at the very same path, from which parsing
+    would give the very same task; the least recently used entries go first.
+    """
+
+    def __init__(self, *, max_files: int, max_bytes: int) -> None:
+        self._max_files = max_files
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._entries: dict[Path, tuple[bytes, TaskFile]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path, data: bytes) -> TaskFile | None:
+        with self._lock:
+            entry = self._entries.pop(path, None)
+            if entry is None:
+                return None
+            if entry[0] != data:
+                self._bytes -= len(entry[0])
+                return None
+            self._entries[path] = entry
+        return _unshared(entry[1])
+
+    def put(self, path: Path, data: bytes, task_file: TaskFile) -> None:
+        if len(data) > self._max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            self._entries[path] = (data, task_file)
+            self._bytes += len(data)
+            while len(self._entries) > self._max_files or self._bytes > self._max_bytes:
+                oldest = next(iter(self._entries))
+                self._bytes -= len(self._entries.pop(oldest)[0])
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+
+# Runs read the same task files many times; a large backlog fits whole.
+_TASKS_READ = _TaskFileCache(max_files=50_000, max_bytes=64 * 1024 * 1024)
+
+# Errors that make a path simply not a file, as for `Path.is_file`.
+_MISSING_ERRORS = {errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP}
+_READ_CHUNK = 64 * 1024
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+
+def _read_bytes(path: Path, entry: os.DirEntry[str] | None = None) -> bytes:
+    try:
+        if entry is not None:
+            # what the folder listing already told, without asking again
+            is_link = entry.is_symlink()
+            is_regular = not is_link and entry.is_file(follow_symlinks=False)
+        else:
+            mode = os.lstat(path).st_mode
+            is_link, is_regular = stat.S_ISLNK(mode), stat.S_ISREG(mode)
+    except OSError as exc:
+        if exc.errno not in _MISSING_ERRORS:
+            raise _unreadable(path, exc) from exc
+        is_link = is_regular = False
+    except ValueError:
+        is_link = is_regular = False
+
+    # a link could lead out of the workspace, and a status update would
+    # then replace the link instead of the file it pointed to
+    if is_link:
+        raise _symbolic_link(path)
+    if not is_regular:
+        raise _not_regular(path)
+    return _read_regular_file(path)
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of a file seen to be regular, up to one byte over the limit.
+
+    The file is opened without following a link and without waiting on a
+    pipe, and checked again once open, so a file swapped in meanwhile is
+    refused as well.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise _not_regular(path)
+
+        # the size known now and one byte more, then until the end or the limit
+        limit = MAX_TASK_FILE_BYTES + 1
+        want = max(status.st_size, 0) + 1
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(want, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            want = _READ_CHUNK
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    finally:
+        os.close(fd)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _symbolic_link(path: Path) -> BacklogError:
+    return BacklogError(
+        "is a symbolic link; a task file must be a regular file in the backlog folder",
+        paths=[path],
+    )
+
+
+def _not_regular(path: Path) -> BacklogError:
+    return BacklogError(
+        "not a regular file; a task file must be a YAML file", paths=[path]
+    )
+
+
+def _unreadable(path: Path, exc: OSError) -> BacklogError:
+    return BacklogError(
+        f"cannot read the task file: {exc.strerror or exc}", paths=[path]
+    )
 
 
 def _read_text(path: Path) -> str:
-    try:
-        # a link could lead out of the workspace, and a status update would
-        # then replace the link instead of the file it pointed to
-        if path.is_symlink():
-            raise BacklogError(
-                "is a symbolic link; a task file must be a regular file in the "
-                "backlog folder",
-                paths=[path],
-            )
-        if not path.is_file():
-            raise BacklogError(
-                "not a regular file; a task file must be a YAML file", paths=[path]
-            )
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TASK_FILE_BYTES + 1)
-    except OSError as exc:
-        raise BacklogError(
-            f"cannot read the task file: {exc.strerror or exc}", paths=[path]
-        ) from exc
+    return _decoded(path, _read_bytes(path))
 
+
+def _decoded(path: Path, data: bytes) -> str:
     if len(data) > MAX_TASK_FILE_BYTES:
         raise BacklogError(
             "file is larger than 1 MiB; a task file must be smaller", paths=[path]
@@ -565,13 +719,22 @@ class Backlog:
                 paths=[backlog_dir],
             )
 
-        paths = sorted(
-            path
-            for path in backlog_dir.iterdir()
-            if path.suffix in _TASK_SUFFIXES and not path.name.startswith(".")
-        )
-        backlog = cls(backlog_dir, [load_task(path) for path in paths])
-        log.debug("backlog_loaded", path=str(backlog_dir), tasks=len(paths))
+        with os.scandir(backlog_dir) as listing:
+            entries = sorted(
+                (
+                    entry
+                    for entry in listing
+                    if entry.name.endswith(_TASK_SUFFIXES)
+                    and not entry.name.startswith(".")
+                ),
+                key=lambda entry: os.path.normcase(entry.name),
+            )
+        task_files = []
+        for entry in entries:
+            path = backlog_dir / entry.name
+            task_files.append(_load_bytes(path, _read_bytes(path, entry)))
+        backlog = cls(backlog_dir, task_files)
+        log.debug("backlog_loaded", path=str(backlog_dir), tasks=len(entries))
         return backlog
 
     @property
@@ -659,6 +822,9 @@ def _urgency(task_file: TaskFile) -> tuple[int, str]:
 
 
 def _refuse_duplicate_ids(files: Sequence[TaskFile]) -> None:
+    if len({task_file.id.casefold() for task_file in files}) == len(files):
+        return
+
     groups: dict[str, list[TaskFile]] = {}
     for task_file in files:
         groups.setdefault(task_file.id.casefold(), []).append(task_file)
@@ -738,8 +904,10 @@ def set_status(path: Path, status: TaskStatus, *, reason: str | None = None) -> 
         values["blocked_reason"] = _double_quoted(reason)
     new_text = _with_top_level_values(path, text, parsed.root, values)
 
-    _check_update(path, parsed, new_text, status, reason)
+    updated = _check_update(path, parsed, new_text, status, reason)
     changed = write_text_atomic(path, new_text)
+    # the next read of these bytes need not parse them again
+    _TASKS_READ.put(path, new_text.encode("utf-8"), updated.task_file)
     log.info(
         "task_status_set",
         path=str(path),
@@ -862,7 +1030,7 @@ def _check_update(
     new_text: str,
     status: TaskStatus,
     reason: str | None,
-) -> None:
+) -> _ParsedFile:
     try:
         after = _parse_task(path, new_text)
     except BacklogError as exc:
@@ -888,6 +1056,7 @@ def _check_update(
             "edit the file by hand",
             paths=[path],
         )
+    return after
 
 
 def _same(left: Any, right: Any) -> bool:

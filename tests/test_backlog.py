@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from structlog.testing import capture_logs
 
 from sparc.backlog import (
@@ -356,6 +358,100 @@ def test_file_of_exactly_one_mib_loads(tmp_path: Path) -> None:
     path = write(tmp_path, "A.yaml", task_text("A") + filler)
 
     assert load_task(path).task.id == "A"
+
+
+def test_file_that_grows_past_one_mib_is_refused(tmp_path: Path) -> None:
+    """The size limit counts what is read, not what the file said it held."""
+    path = write(tmp_path, "A.yaml", task_text("A"))
+    load_task(path)
+
+    with path.open("ab") as handle:
+        handle.write(b"#" * MAX_TASK_FILE_BYTES)
+
+    assert load_error(path) == (
+        f"{path}: file is larger than 1 MiB; a task file must be smaller"
+    )
+
+
+# Reading the same file again
+
+
+def test_edit_in_place_keeping_size_and_times_is_read(tmp_path: Path) -> None:
+    """An edit that keeps the size, inode and modification time is still seen."""
+    path = write(tmp_path, "A.yaml", task_text("A", "priority: high"))
+    before = path.stat()
+    assert load_task(path).task.priority is Priority.HIGH
+
+    with path.open("r+b") as handle:
+        handle.seek(path.read_bytes().index(b"high"))
+        handle.write(b"low ")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    assert load_task(path).task.priority is Priority.LOW
+    assert Backlog.load(tmp_path).get("A").task.priority is Priority.LOW
+
+
+def test_reading_again_checks_the_file_again(tmp_path: Path) -> None:
+    """A file read before is refused once it turns invalid, a link or too big."""
+    path = write(tmp_path, "A.yaml", task_text("A"))
+    load_task(path)
+    Backlog.load(tmp_path)
+
+    path.write_text(task_text("A", "status: DONE"), encoding="utf-8")
+    assert "status: expected one of" in load_error(path)
+
+    target = write(tmp_path, "target.txt", task_text("A"))
+    path.unlink()
+    path.symlink_to(target)
+    assert load_error(path).endswith(
+        "is a symbolic link; a task file must be a regular file in the backlog folder"
+    )
+
+    path.unlink()
+    write(tmp_path, "A.yaml", task_text("A") + "#" * MAX_TASK_FILE_BYTES)
+    assert load_error(path).endswith(
+        "file is larger than 1 MiB; a task file must be smaller"
+    )
+
+
+def test_same_bytes_elsewhere_are_checked_for_their_own_name(tmp_path: Path) -> None:
+    """The file name must match the id wherever the same text is found."""
+    load_task(write(tmp_path, "A.yaml", task_text("A")))
+    other = write(tmp_path, "B.yaml", task_text("A"))
+
+    assert "file name 'B' differs from id 'A'" in load_error(other)
+
+
+def test_callers_cannot_change_what_later_reads_return(tmp_path: Path) -> None:
+    """The mutable `schema` of a task read again is a fresh copy each time."""
+    path = write(tmp_path, "A.yaml", task_text("A", "schema: {tables: [users]}"))
+
+    load_task(path).task.schema["tables"].append("orders")  # type: ignore[index]
+    Backlog.load(tmp_path).get("A").task.schema["added"] = True  # type: ignore[index]
+
+    assert load_task(path).task.schema == {"tables": ["users"]}
+    assert Backlog.load(tmp_path).get("A").task.schema == {"tables": ["users"]}
+    with pytest.raises(ValidationError):
+        load_task(path).task.title = "changed"  # type: ignore[misc]
+
+
+def test_status_set_is_what_the_next_read_returns(tmp_path: Path) -> None:
+    """After set_status the next read, from the cache or not, has the new status."""
+    path = write(tmp_path, "A.yaml", task_text("A", "schema: {n: 1}"))
+    assert load_task(path).task.status is TaskStatus.NEW
+
+    set_status(path, TaskStatus.BLOCKED, reason="waits")
+    task = load_task(path).task
+
+    assert (task.status, task.blocked_reason) == (TaskStatus.BLOCKED, "waits")
+    assert task == Backlog.load(tmp_path).get("A").task
+    assert task.schema == {"n": 1}
 
 
 def test_nesting_deeper_than_32_levels_refused(tmp_path: Path) -> None:

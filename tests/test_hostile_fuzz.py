@@ -173,7 +173,7 @@ def test_backlog_load_refuses_or_accepts_generated_task_files(
         event("loaded")
         assert _snapshot(around) == before
         for task_file in loaded.tasks:
-            _update_status(task_file.path, around, before)
+            _update_status(task_file.path, around, _snapshot(around))
 
 
 def _update_status(path: Path, around: Path, before: dict[str, bytes | None]) -> None:
