@@ -6,6 +6,12 @@ and applied in order on top of an optional base spec, so a later file can
 `ALTER` or index the tables of an earlier one. SELECT/WITH/INSERT/UPDATE/DELETE
 statements are kept as queries. Every statement is either applied, ignored on
 purpose (see `IGNORED_STATEMENTS`), or refused with a `DDLError` that names it.
+
+Identity columns keep the sequence options that differ from PostgreSQL's
+defaults, however they were spelt (pg_dump writes every option out). A
+sequence's position is data, not schema: `RESTART` (like `setval`) is ignored.
+An identity sequence named otherwise than PostgreSQL would name it is reported
+with a warning, since SQLAlchemy's models cannot name it.
 """
 
 from __future__ import annotations
@@ -33,6 +39,13 @@ from pglast.enums.parsenodes import (
 from pglast.keywords import RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
 from pglast.stream import RawStream
 
+from sparc.agents.hephaestus.identity import (
+    identity_options,
+    identity_range,
+    identity_sequence_name,
+    option_problem,
+    sequence_settings,
+)
 from sparc.agents.hephaestus.spec import (
     CheckConstraint,
     Column,
@@ -40,6 +53,7 @@ from sparc.agents.hephaestus.spec import (
     Domain,
     EnumType,
     ForeignKey,
+    IdentityOptions,
     Index,
     IndexElement,
     Partition,
@@ -1018,10 +1032,7 @@ class _SchemaBuilder:
                 table_name, typing.cast(str, column), default=_deparse(node.raw_expr)
             )
         elif kind == ConstrType.CONSTR_IDENTITY:
-            identity = "always" if node.generated_when == "a" else "by_default"
-            self._set_column(
-                table_name, typing.cast(str, column), identity=identity, nullable=False
-            )
+            self._add_identity(table_name, typing.cast(str, column), node)
         elif kind == ConstrType.CONSTR_CHECK:
             check = CheckConstraint(
                 name=node.conname, expression=_deparse(node.raw_expr)
@@ -1212,20 +1223,190 @@ class _SchemaBuilder:
                     "integer type and a default",
                     at,
                 )
+            old_kind = self._column_kind(name, column)
             self._set_column(name, column, type=column_type)
+            self._retype_identity(name, column, old_kind, at)
         elif subtype == AlterTableType.AT_DropColumn:
             self._drop_column(table, column, command.behavior, at)
         elif subtype == AlterTableType.AT_AddIdentity:
-            identity = "always" if command.def_.generated_when == "a" else "by_default"
-            self._set_column(name, column, identity=identity, nullable=False)
+            if table.column(column).identity is not None:
+                raise self._error(
+                    f"{name}.{column} is already an identity column; change it "
+                    "with SET GENERATED or SET <option>",
+                    at,
+                )
+            self._add_identity(name, column, command.def_)
+        elif subtype == AlterTableType.AT_SetIdentity:
+            self._set_identity(table, column, command.def_, at)
         elif subtype == AlterTableType.AT_DropIdentity:
-            self._set_column(name, column, identity=None)
+            if table.column(column).identity is None and not command.missing_ok:
+                raise self._error(
+                    f"{name}.{column} is not an identity column; remove the DROP "
+                    "IDENTITY or add IF EXISTS",
+                    at,
+                )
+            self._set_column(name, column, identity=None, identity_options=None)
         else:
             label = subtype.name.removeprefix("AT_")
             self._refuse(
                 at,
                 f"ALTER TABLE {name}: {label} is not supported; express the change "
                 "with ADD/DROP COLUMN or CONSTRAINT",
+            )
+
+    # -- identity columns -------------------------------------------------------
+
+    def _add_identity(self, table_name: str, column: str, node: ast.Constraint) -> None:
+        """GENERATED ... AS IDENTITY on a column, in CREATE TABLE or ALTER TABLE."""
+        kind = self._column_kind(table_name, column)
+        values: dict[str, typing.Any] = {}
+        for option in node.options or ():
+            if option.defname == "sequence_name":
+                self._identity_sequence_named(table_name, column, option, node.location)
+                continue
+            self._identity_option(table_name, column, option, values, node.location)
+        options = identity_options(kind, **values)
+        self._check_identity(table_name, column, kind, options, node.location)
+        identity = "always" if node.generated_when == "a" else "by_default"
+        self._set_column(
+            table_name,
+            column,
+            identity=identity,
+            identity_options=options,
+            nullable=False,
+        )
+
+    def _set_identity(
+        self,
+        table: Table,
+        column_name: str,
+        options: typing.Sequence[ast.DefElem],
+        at: int,
+    ) -> None:
+        """ALTER COLUMN ... SET GENERATED / SET <option>, as PostgreSQL applies it.
+
+        An option not named keeps its value, even where a new increment's sign
+        would have picked another default; NO MINVALUE and NO MAXVALUE take
+        the default for the new increment.
+        """
+        column = table.column(column_name)
+        assert column is not None
+        if column.identity is None:
+            raise self._error(
+                f"{table.name}.{column_name} is not an identity column; add one "
+                "with ALTER COLUMN ... ADD GENERATED ... AS IDENTITY first",
+                at,
+            )
+        kind = column.type.kind
+        current = sequence_settings(kind, column.identity_options)
+        values: dict[str, typing.Any] = {
+            "start": current.start,
+            "increment": current.increment,
+            "minvalue": current.minvalue,
+            "maxvalue": current.maxvalue,
+            "cycle": current.cycle,
+            "cache": current.cache,
+        }
+        identity = column.identity
+        for option in options:
+            if option.defname == "generated":
+                identity = "always" if chr(option.arg.ival) == "a" else "by_default"
+            elif option.defname == "restart":
+                log.debug(
+                    "identity_restart_ignored",
+                    source=self.source,
+                    column=f"{table.name}.{column_name}",
+                    reason="a sequence's position is data, not schema",
+                )
+            else:
+                self._identity_option(table.name, column_name, option, values, at)
+        normal = identity_options(kind, **values)
+        self._check_identity(table.name, column_name, kind, normal, at)
+        self._set_column(
+            table.name, column_name, identity=identity, identity_options=normal
+        )
+
+    def _retype_identity(
+        self, table_name: str, column_name: str, old_kind: str, at: int
+    ) -> None:
+        # PostgreSQL moves the sequence to the new type: a bound at the old
+        # type's extreme moves to the new type's, the other options stay
+        column = self.tables[table_name].column(column_name)
+        if column is None or column.identity is None:
+            return
+        kind = column.type.kind
+        settings = sequence_settings(old_kind, column.identity_options)
+        old_low, old_high = identity_range(old_kind)
+        low, high = identity_range(kind)
+        options = identity_options(
+            kind,
+            start=settings.start,
+            increment=settings.increment,
+            minvalue=low if settings.minvalue == old_low else settings.minvalue,
+            maxvalue=high if settings.maxvalue == old_high else settings.maxvalue,
+            cycle=settings.cycle,
+            cache=settings.cache,
+        )
+        self._check_identity(table_name, column_name, kind, options, at)
+        self._set_column(table_name, column_name, identity_options=options)
+
+    def _column_kind(self, table_name: str, column: str) -> str:
+        found = self.tables[table_name].column(column)
+        return found.type.kind if found is not None else "bigint"
+
+    def _identity_option(
+        self,
+        table_name: str,
+        column: str,
+        option: ast.DefElem,
+        values: dict[str, typing.Any],
+        at: int,
+    ) -> None:
+        name = option.defname
+        if name == "cycle":
+            values["cycle"] = bool(option.arg.boolval)
+        elif name in ("minvalue", "maxvalue") and option.arg is None:
+            # NO MINVALUE / NO MAXVALUE: PostgreSQL's default bound
+            values[name] = None
+        elif name in ("start", "increment", "minvalue", "maxvalue", "cache"):
+            values[name] = _option_number(option.arg)
+        else:
+            label = name.upper().replace("_", " ")
+            self._refuse(
+                at,
+                f"{table_name}.{column}: identity option {label} is not supported; "
+                "use START WITH, INCREMENT BY, MINVALUE, MAXVALUE, CACHE or CYCLE",
+            )
+
+    def _identity_sequence_named(
+        self, table_name: str, column: str, option: ast.DefElem, at: int
+    ) -> None:
+        sequence = self._qualified_name(option.arg, at)
+        expected = identity_sequence_name(table_name, column)
+        if sequence != expected:
+            log.warning(
+                "identity_sequence_name_not_kept",
+                source=self.source,
+                column=f"{table_name}.{column}",
+                sequence=sequence,
+                given_name=expected,
+                reason="models cannot name an identity's sequence; PostgreSQL "
+                "names it after the table and column",
+            )
+
+    def _check_identity(
+        self,
+        table_name: str,
+        column: str,
+        kind: str,
+        options: IdentityOptions | None,
+        at: int,
+    ) -> None:
+        problem = option_problem(kind, options)
+        if problem is not None:
+            raise self._error(
+                f"{table_name}.{column}: identity {problem}; correct the option",
+                at,
             )
 
     def _attach_table(self, parent: Table, command: ast.PartitionCmd, at: int) -> None:
@@ -2187,6 +2368,13 @@ def _nextval_sequence(default: str | None) -> str | None:
     if not (isinstance(argument, ast.A_Const) and isinstance(argument.val, ast.String)):
         return None
     return argument.val.sval.removeprefix("public.")
+
+
+def _option_number(argument: ast.Node) -> int:
+    """A sequence option's number; pglast gives those beyond 32 bits as Float."""
+    if isinstance(argument, ast.Integer):
+        return int(argument.ival)
+    return int(argument.fval)
 
 
 def _statement_end(tokens: list[typing.Any], binds: dict[int, int]) -> int:

@@ -29,6 +29,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import TextClause, UnaryExpression
 from sqlalchemy.sql.functions import FunctionElement
 
+from sparc.agents.hephaestus.identity import identity_arguments, options_from_sa
 from sparc.agents.hephaestus.spec import (
     CheckConstraint,
     Column,
@@ -1118,8 +1119,7 @@ def _column_args(
         rendered_type += f".with_variant({variable}, 'postgresql')"
     args.append(rendered_type)
     if column.identity is not None:
-        always = "True" if column.identity == "always" else "False"
-        args.append(f"sa.Identity(always={always})")
+        args.append(f"sa.Identity({identity_arguments(column)})")
     for name, fk in names.foreign_keys:
         if fk.columns == [column.name]:
             target = repr(f"{fk.ref_table}.{fk.ref_columns[0]}")
@@ -1409,9 +1409,6 @@ def _table_from_sa(table: sa.Table) -> Table:
 
 
 def _column_from_sa(column: sa.Column[object]) -> Column:
-    identity = None
-    if column.identity is not None:
-        identity = "always" if column.identity.always else "by_default"
     default = None
     if isinstance(column.server_default, sa.DefaultClause):
         default = _default_text(column.server_default.arg)
@@ -1420,6 +1417,11 @@ def _column_from_sa(column: sa.Column[object]) -> Column:
     if isinstance(domain, postgresql.DOMAIN):
         column_type = ColumnType(kind="domain", name=domain.name)
     integer = column_type.kind in ("smallint", "integer", "bigint")
+    identity = None
+    identity_options = None
+    if column.identity is not None:
+        identity = "always" if column.identity.always else "by_default"
+        identity_options = options_from_sa(column_type.kind, column.identity)
     return Column(
         name=column.name,
         type=column_type,
@@ -1430,6 +1432,7 @@ def _column_from_sa(column: sa.Column[object]) -> Column:
         and identity is None,
         identity=identity,
         comment=column.comment,
+        identity_options=identity_options,
     )
 
 

@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumT
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from sparc.agents.hephaestus.ddl import parse_file
+from sparc.agents.hephaestus.identity import identity_change
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
 from sparc.agents.hephaestus.revision import slugify
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
@@ -869,6 +870,9 @@ def _column_changes(
                     PostgresqlColumnType(new.name, column.name, sa_column.type),
                 )
             )
+        change = identity_change(new.name, earlier, column, restart_unused=False)
+        if change is not None:
+            steps.extend(("AlterColumn", statement) for statement in change.up)
         if earlier.nullable != column.nullable:
             steps.append(
                 ("AlterColumn", ColumnNullable(new.name, column.name, column.nullable))

@@ -125,12 +125,21 @@ select c.oid, c.relname, c.relkind = 'p', pg_get_partkeydef(c.oid),
    and {_own("c")}
  order by c.oid
 """
+# an identity column's sequence is tied to it by an internal ('i') dependency
 _COLUMNS = """
 select a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
        pg_get_expr(d.adbin, d.adrelid), a.attidentity, a.attgenerated,
-       col_description(a.attrelid, a.attnum), a.attcollation <> t.typcollation
+       col_description(a.attrelid, a.attnum), a.attcollation <> t.typcollation,
+       q.relname, s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache,
+       s.seqcycle
   from pg_attribute a join pg_type t on t.oid = a.atttypid
   left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+  left join pg_depend i on a.attidentity <> ''
+        and i.refclassid = 'pg_class'::regclass and i.refobjid = a.attrelid
+        and i.refobjsubid = a.attnum and i.classid = 'pg_class'::regclass
+        and i.deptype = 'i'
+  left join pg_sequence s on s.seqrelid = i.objid
+  left join pg_class q on q.oid = s.seqrelid
  where a.attrelid = any(:tables) and a.attnum > 0 and not a.attisdropped
  order by a.attrelid, a.attnum
 """
@@ -611,7 +620,7 @@ def _dependencies_first(
 
 
 def _column_definition(table: str, row: typing.Any, comments: list[str]) -> str:
-    _, name, type_, not_null, default, identity, generated, comment, collated = row
+    _, name, type_, not_null, default, identity, generated, comment, collated = row[:9]
     parts = [_ident(name), type_]
     if collated:
         log.warning(
@@ -626,7 +635,7 @@ def _column_definition(table: str, row: typing.Any, comments: list[str]) -> str:
         parts.append(f"DEFAULT {default}")
     if identity in ("a", "d"):
         when = "ALWAYS" if identity == "a" else "BY DEFAULT"
-        parts.append(f"GENERATED {when} AS IDENTITY")
+        parts.append(f"GENERATED {when} AS IDENTITY{_identity_options(row[9:])}")
     if not_null:
         parts.append("NOT NULL")
     if comment is not None:
@@ -634,6 +643,18 @@ def _column_definition(table: str, row: typing.Any, comments: list[str]) -> str:
             f"COMMENT ON COLUMN {_ident(table)}.{_ident(name)} IS {_literal(comment)}"
         )
     return " ".join(parts)
+
+
+def _identity_options(sequence: typing.Sequence[typing.Any]) -> str:
+    """Every option of an identity's sequence; the DDL reader drops the defaults."""
+    name, start, increment, low, high, cache, cycle = sequence
+    if name is None:
+        return ""
+    return (
+        f" (SEQUENCE NAME {_ident(name)} START WITH {start} INCREMENT BY "
+        f"{increment} MINVALUE {low} MAXVALUE {high} CACHE {cache}"
+        + (" CYCLE)" if cycle else ")")
+    )
 
 
 # --- SQLite and MariaDB ------------------------------------------------------------
@@ -887,12 +908,13 @@ _CAST_CALL = re.compile(
 def spec_differences(expected: SchemaSpec, actual: SchemaSpec) -> list[str]:
     """What differs between two specs, one line per difference.
 
-    Tables, columns (type, nullability, default, serial, identity), keys,
-    unique and check constraints, indexes, enums, domains, partitions and the
-    names of other objects are compared. Expressions are compared after the
-    casts PostgreSQL adds to literals (`(0)::numeric`, `'x'::text`) are
-    removed. A constraint name counts only where `expected` names it: a
-    database names every constraint, DDL often does not.
+    Tables, columns (type, nullability, default, serial, identity and its
+    sequence options), keys, unique and check constraints, indexes, enums,
+    domains, partitions and the names of other objects are compared.
+    Expressions are compared after the casts PostgreSQL adds to literals
+    (`(0)::numeric`, `'x'::text`) are removed. A constraint name counts only
+    where `expected` names it: a database names every constraint, DDL often
+    does not.
 
     Args:
         expected: the reference, e.g. the DDL's spec.
@@ -1018,6 +1040,11 @@ def _table_differences(expected: Table, actual: Table) -> list[str]:
             found.append(
                 f"{where}: serial/identity {column.serial}/{column.identity} != "
                 f"{other.serial}/{other.identity}"
+            )
+        elif column.identity_options != other.identity_options:
+            found.append(
+                f"{where}: identity options {column.identity_options} != "
+                f"{other.identity_options}"
             )
         if column.comment != other.comment:
             found.append(f"{where}: comment {column.comment!r} != {other.comment!r}")

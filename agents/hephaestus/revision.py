@@ -36,6 +36,12 @@ from sqlalchemy.sql.elements import TextClause, conv
 from sqlalchemy.sql.functions import FunctionElement
 
 from sparc.agents.hephaestus.ddl import Rename
+from sparc.agents.hephaestus.identity import (
+    identity_changes,
+    identity_mappings,
+    number_past_values,
+    without_sqlite_identity,
+)
 from sparc.agents.hephaestus.models_render import (
     iter_enum_types,
     postgresql_only_default,
@@ -146,6 +152,10 @@ def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
         if (table, column) not in old_sequences:
             after.append(_sequence_step(spec, table, column))
 
+    for change in identity_changes(previous, spec):
+        step = SqlStep(change.up, change.down, change.subject)
+        (before if change.ahead else after).append(step)
+
     for partition in spec.partitions:
         if old_partitions.get(partition.name) != partition:
             create, drop = _partition_sql(
@@ -210,6 +220,7 @@ def _sequence_step(spec: SchemaSpec, table_name: str, column_name: str) -> SqlSt
         f"CREATE SEQUENCE {_quote(sequence)} AS {column.type.kind} "
         f"OWNED BY {_quote(table_name)}.{_quote(column_name)}",
         f"{target} SET DEFAULT nextval({regclass})",
+        number_past_values(table_name, column),
     )
     down = (f"{target} DROP DEFAULT", f"DROP SEQUENCE {_quote(sequence)}")
     return SqlStep(up, down, f"sequence of {table_name}.{column_name}")
@@ -364,6 +375,7 @@ def dialect_mappings(spec: SchemaSpec) -> list[str]:
         )
     for table in spec.tables:
         lines.extend(_table_mappings(table))
+        lines.extend(identity_mappings(table))
     for table, column in _sequence_columns(spec):
         lines.append(
             f"{_ELSEWHERE}: {table}.{column} has no sequence default (SQLAlchemy "
@@ -571,6 +583,7 @@ def write_revision(
                 upgrade_to_head(alembic_dir, connection, metadata)
                 rename_ops = _rename_in_place(connection, renames, previous_metadata)
                 upgrade_ops = _compare(connection, metadata)
+                without_sqlite_identity(upgrade_ops)
                 _add_missed_checks(connection, metadata, upgrade_ops)
         finally:
             engine.dispose()

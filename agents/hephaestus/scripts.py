@@ -34,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from sparc.agents.hephaestus.identity import position_after
 from sparc.agents.hephaestus.spec import (
     Column,
     ColumnType,
@@ -1721,13 +1722,14 @@ def _sequence_lines(item: _SeededTable) -> list[str]:
         if not (column.serial or column.identity) or column.name not in item.columns:
             continue
         numbers = [v for r in item.rows if isinstance(v := r[column.name], int)]
-        if not numbers:
+        position = position_after(column, numbers)
+        if position is None:
             continue
         table_text = _ident(item.table.name).replace("'", "''")
         column_text = column.name.replace("'", "''")
         lines.append(
             f"SELECT setval(pg_get_serial_sequence('{table_text}', "
-            f"'{column_text}'), {max(numbers)});"
+            f"'{column_text}'), {position});"
         )
     return lines
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 TypeKind = Literal[
     "smallint",
@@ -61,6 +70,26 @@ class ColumnType(_Spec):
     dimensions: int = 0
 
 
+class IdentityOptions(_Spec):
+    """The sequence options of an identity column that differ from PostgreSQL's.
+
+    An option left out (None, or False for `cycle`) takes PostgreSQL's default
+    for the column's type and the sign of `increment`: increment 1, cache 1,
+    no cycle; ascending from 1 up to the type's maximum, descending from -1
+    down to its minimum; `start` at the low bound ascending, the high bound
+    descending. A Column holds them in normal form (see
+    `identity.identity_options`): only the options that differ, and none at
+    all when none does.
+    """
+
+    start: int | None = None
+    increment: int | None = None
+    minvalue: int | None = None
+    maxvalue: int | None = None
+    cycle: bool = False
+    cache: int | None = None
+
+
 class Column(_Spec):
     name: str
     type: ColumnType
@@ -71,6 +100,43 @@ class Column(_Spec):
     serial: bool = False
     identity: Literal["always", "by_default"] | None = None
     comment: str | None = None
+    # set only for an identity column whose sequence differs from the defaults
+    identity_options: IdentityOptions | None = None
+
+    @field_validator("identity_options")
+    @classmethod
+    def _options_in_normal_form(
+        cls, value: IdentityOptions | None, info: ValidationInfo
+    ) -> IdentityOptions | None:
+        column_type = info.data.get("type")
+        if value is None or not isinstance(column_type, ColumnType):
+            return value
+        # imported here: the identity module builds on this one
+        from sparc.agents.hephaestus.identity import identity_options, option_problem
+
+        problem = option_problem(column_type.kind, value)
+        if problem is not None:
+            raise ValueError(f"identity {problem}")
+        return identity_options(column_type.kind, **value.model_dump())
+
+    @model_validator(mode="after")
+    def _options_need_identity(self) -> Column:
+        if self.identity_options is not None and self.identity is None:
+            raise ValueError(
+                f"column {self.name}: identity_options are given but the column "
+                "is not an identity column; set identity or drop the options"
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _options_only_when_set(
+        self, handler: SerializerFunctionWrapHandler
+    ) -> dict[str, object]:
+        # a column without options serialises exactly as before they existed
+        data: dict[str, object] = handler(self)
+        if self.identity_options is None:
+            data.pop("identity_options", None)
+        return data
 
 
 class PrimaryKey(_Spec):
