@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from sparc.agents.hephaestus.ddl import parse_file
+from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
 from sparc.agents.hephaestus.revision import slugify
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
@@ -58,17 +58,20 @@ from sparc.agents.hephaestus.spec import (
     SchemaSpec,
     Table,
 )
-from sparc.errors import DDLError
+from sparc.errors import DDLError, VerificationError
 
 log = structlog.get_logger(__name__)
 
 _Item = TypeVar("_Item", bound=sa.Constraint | sa.Index)
 
 __all__ = [
+    "LOCK_FILE",
     "MIGRATIONS_DIR",
+    "PRISMA_DIR",
     "SCHEMA_FILE",
     "SEED_FILE",
     "forge_prisma",
+    "migration_files",
     "next_migration_timestamp",
     "prisma_migration_dir",
     "render_prisma_migration",
@@ -77,10 +80,15 @@ __all__ = [
     "spec_from_prisma_migrations",
 ]
 
-SCHEMA_FILE = "prisma/schema.prisma"
-SEED_FILE = "prisma/seed.ts"
-MIGRATIONS_DIR = "prisma/migrations"
+PRISMA_DIR = "prisma"
+SCHEMA_FILE = f"{PRISMA_DIR}/schema.prisma"
+SEED_FILE = f"{PRISMA_DIR}/seed.ts"
+MIGRATIONS_DIR = f"{PRISMA_DIR}/migrations"
 LOCK_FILE = f"{MIGRATIONS_DIR}/migration_lock.toml"
+LOCK_TEXT = (
+    "# Written by sparc: the database these migrations are for.\n"
+    'provider = "postgresql"\n'
+)
 FIRST_TIMESTAMP = dt.datetime(2000, 1, 1, 0, 0, 0)
 _TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 _MIGRATION_NAME = re.compile(r"(\d{14})_(\w+)")
@@ -959,14 +967,9 @@ def render_prisma_seed(spec: SchemaSpec) -> str:
 def spec_from_prisma_migrations(root: Path) -> SchemaSpec:
     """The schema the migrations under `prisma/migrations` build, in order."""
     spec = SchemaSpec()
-    folder = root / MIGRATIONS_DIR
-    if not folder.is_dir():
-        return spec
-    for entry in sorted(folder.iterdir()):
-        path = entry / "migration.sql"
-        if entry.is_dir() and path.is_file():
-            display = path.relative_to(root).as_posix()
-            spec = parse_file(path, display=display, base=spec).spec
+    for path in migration_files(root):
+        display = path.relative_to(root).as_posix()
+        spec = parse_file(path, display=display, base=spec).spec
     return spec
 
 
@@ -985,27 +988,72 @@ def forge_prisma(
         task_id: the data task.
         title: the task title, in the migration folder's name.
         spec: the whole schema after the task.
-        previous: the schema before it (see `spec_from_prisma_migrations`);
-            None for a project without migrations.
+        previous: the schema before it, as the migrations build it (see
+            `spec_from_prisma_migrations`); None for a project without
+            migrations.
 
     Returns:
         schema.prisma, seed.ts, the lock file when absent, and the migration
-        when the schema changes.
-    """
-    files = {
-        SCHEMA_FILE: render_prisma_schema(spec),
-        SEED_FILE: render_prisma_seed(spec),
-    }
-    if not (root / LOCK_FILE).is_file():
-        files[LOCK_FILE] = (
-            "# Written by sparc: the database these migrations are for.\n"
-            'provider = "postgresql"\n'
-        )
+        when the schema changes. schema.prisma and seed.ts are rendered from
+        the schema the migrations build, read back with the DDL reader.
 
+    Raises:
+        VerificationError: the migration, read back, misses part of `spec`.
+        DDLError: the change cannot be carried by a plain migration.
+    """
+    files: dict[str, str] = {}
+    built = previous or SchemaSpec()
     migration = render_prisma_migration(previous, spec)
     if migration:
         created = next_migration_timestamp(root)
-        folder = prisma_migration_dir(task_id, title, created)
-        files[f"{folder}/migration.sql"] = migration
+        path = f"{prisma_migration_dir(task_id, title, created)}/migration.sql"
+        files[path] = migration
+        built = _read_back(migration, path, built, spec)
+
+    # rendered from the schema the migrations build, as the next task reads
+    # it back, so a later task never rewrites lines this one wrote
+    files[SCHEMA_FILE] = render_prisma_schema(built)
+    files[SEED_FILE] = render_prisma_seed(built)
+    if not (root / LOCK_FILE).is_file():
+        files[LOCK_FILE] = LOCK_TEXT
     log.info("prisma_forged", task_id=task_id, files=sorted(files))
-    return files
+    return dict(sorted(files.items()))
+
+
+def _read_back(
+    migration: str, path: str, previous: SchemaSpec, spec: SchemaSpec
+) -> SchemaSpec:
+    """The schema `migration` builds on `previous`; it must leave nothing of `spec`.
+
+    Raises:
+        VerificationError: read back, the migration misses part of the change.
+    """
+    built = parse_sql(migration, source=path, base=previous).spec
+    left = render_prisma_migration(built, spec)
+    if left:
+        missing = "; ".join(
+            line for line in left.splitlines() if line and not line.startswith("--")
+        )
+        raise VerificationError(
+            f"{path} does not carry the whole change; read back, it still "
+            f"needs: {missing[:300]}",
+            step="read the migration back",
+            dialect="postgresql",
+        )
+    return built
+
+
+def migration_files(root: Path) -> list[Path]:
+    """Each `prisma/migrations/<timestamp>_<name>/migration.sql`, in applying order.
+
+    Prisma applies migrations by folder name; folders without a migration.sql
+    (and the lock file) are not migrations.
+    """
+    folder = root / MIGRATIONS_DIR
+    if not folder.is_dir():
+        return []
+    return [
+        entry / "migration.sql"
+        for entry in sorted(folder.iterdir())
+        if entry.is_dir() and (entry / "migration.sql").is_file()
+    ]
