@@ -1,4 +1,4 @@
-"""A workspace whose stack decision is Prisma, run through the graph end to end."""
+"""The persona card's input documents in a workspace; Prisma through the graph."""
 
 from __future__ import annotations
 
@@ -369,7 +369,51 @@ def test_completion_review_lints_the_new_migration(shop_workspace: Path) -> None
     )
 
 
-def _context(runner: Runner, task_id: str) -> object:
+def test_sqlalchemy_targets_without_a_server_are_reported(
+    shop_workspace: Path,
+) -> None:
+    """A server target with no `verify:` URL is named in the report, not skipped."""
+    stack = "ORM: SQLAlchemy\nTargets: postgresql, sqlite, mariadb\n"
+    workspace = _prisma_workspace(shop_workspace, stack=stack)
+
+    (outcome,) = _run_all(workspace, ("DB-001",))
+
+    report = "\n".join(outcome.report)  # type: ignore[attr-defined]
+    assert "sqlite: upgrade head" in report
+    for target in ("postgresql", "mariadb"):
+        assert (
+            f"{target}: a target of {STACK_DOC}, not verified on a server: add "
+            f"`verify: {{{target}: URL}}` to .sparc/config.yaml"
+        ) in report
+    assert list((workspace / "alembic/versions").glob("001_*.py"))
+
+
+@pytest.mark.parametrize(
+    ("stack", "flagged"),
+    [("Targets: postgresql, mariadb\n", True), ("Targets: postgresql\n", False)],
+)
+def test_review_judges_the_stack_targets(
+    shop_workspace: Path, stack: str, flagged: bool
+) -> None:
+    """MariaDB refuses a VARCHAR without a length: flagged only when targeted."""
+    (shop_workspace / "docs/data/notes.sql").write_text(
+        "CREATE TABLE notes (id serial PRIMARY KEY, body varchar);\n"
+    )
+    task = shop_workspace / "docs/backlog/DB-001.yaml"
+    task.write_text(
+        task.read_text().replace("docs/data/shop-queries.sql", "docs/data/notes.sql")
+    )
+    workspace = _prisma_workspace(shop_workspace, stack=stack)
+    with Runner.open(workspace) as runner:
+        context = _context(runner, "DB-001", phase="specification")
+
+    review = HephaestusEngine().review(context)  # type: ignore[arg-type]
+
+    codes = {f.code for f in review.findings}
+    assert ("HD204" in codes) is flagged
+
+
+def _context(runner: Runner, task_id: str, *, phase: str = "refinement") -> object:
     from sparc.engines import WorkContext
 
     runtime = runner.runtime
@@ -377,6 +421,6 @@ def _context(runner: Runner, task_id: str) -> object:
         workspace=runtime.workspace,
         config=runtime.config,
         task=runtime.task(task_id),
-        phase="refinement",
+        phase=phase,
         persona=runtime.personas.get("hephaestus"),
     )

@@ -14,10 +14,14 @@
 - `prisma/seed.ts`: the rows of `scripts.render_seed_sql`, executed through
   Prisma, so both stacks seed from one source.
 
+schema.prisma and seed.ts are rendered from the schema the migrations build,
+read back with the DDL reader (the reading the next task starts from), and
+the migration must leave nothing of the target schema undone.
+
 Prisma's own CLI is not run: its engines are binaries downloaded at install
-time. What Prisma cannot describe (CHECK constraints, partial or expression
-indexes, deferrable keys) lives in migration.sql and is listed as a comment
-in the model.
+time (`prisma_verify` proves the files instead). What Prisma cannot describe
+(CHECK constraints, partial or expression indexes, deferrable keys) lives in
+migration.sql and is listed as a comment in the model.
 
 Migration folders are named `<yyyymmddHHMMSS>_<task>_<title>`. The timestamp
 is not the clock (output must be byte-identical on a replay): it is one
