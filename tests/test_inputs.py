@@ -301,3 +301,15 @@ def test_markdown_requirements_reads_sql_blocks_or_entities() -> None:
         markdown_requirements(
             "x\n\n```sql\nCREATE TABLE (;\n```\n", source="c.md", base=SchemaSpec()
         )
+
+
+def test_stack_document_outside_the_workspace_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("ORM: Prisma\n", encoding="utf-8")
+    root = tmp_path / "workspace"
+    link = root / STACK_DOC
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+
+    with pytest.raises(InputError, match="outside the workspace"):
+        read_stack(root)

@@ -290,6 +290,8 @@ class HephaestusEngine:
         """
         root = context.workspace.root
         if read_stack(root).orm == "prisma":
+            # the folder must not lead out of the workspace
+            context.workspace.resolve(PRISMA_DIR, field="prisma")
             server = context.config.verify.get("postgresql")
             return "; ".join(prove_prisma(root, server_url=server).report)
 

@@ -137,8 +137,8 @@ def read_stack(root: Path) -> StackDecision:
         InputError: the document names an ORM or database sparc does not
             generate for; the message names the line.
     """
-    path = root / STACK_DOC
-    if not path.is_file():
+    path = _document(root, STACK_DOC)
+    if path is None:
         return StackDecision()
 
     found: dict[str, tuple[int, str]] = {}
@@ -203,8 +203,8 @@ def read_data_models(root: Path, base: SchemaSpec) -> ParsedSql | None:
         InputError: the document's SQL or entity tables cannot be read; the
             message names the line.
     """
-    path = root / DATA_MODELS_DOC
-    if not path.is_file():
+    path = _document(root, DATA_MODELS_DOC)
+    if path is None:
         return None
     return data_models_requirements(_read(path, DATA_MODELS_DOC), base=base)
 
@@ -298,6 +298,20 @@ def markdown_requirements(
         return None
     spec = apply_requests(base, request, source=source)
     return ParsedSql(spec=spec, queries=[])
+
+
+def _document(root: Path, relative: str) -> Path | None:
+    """The workspace document at `relative`, or None; never one outside it."""
+    path = root / relative
+    if not path.is_file():
+        return None
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            "the document leads outside the workspace (through a symlink); put "
+            "the file itself in the workspace",
+            path=relative,
+        )
+    return path
 
 
 def _read(path: Path, display: str) -> str:
