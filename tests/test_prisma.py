@@ -444,3 +444,34 @@ def test_sql_migration_lint_locates_and_silences_findings(tmp_path: Path) -> Non
     again = {(f.code, f.location) for f in lint_sql_migrations(migrations)}
     assert ("HM101", f"{third}:5") not in again
     assert ("HM101", f"{third}:8") in again
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize(("schema", "facts"), [("chinook", 108), ("pagila", 242)])
+def test_whole_catalogs_survive_a_prisma_migration(
+    schema: str, facts: int, tmp_path: Path, pg_databases: ScratchDatabases
+) -> None:
+    """Domains, partitions, views, functions and triggers ride in migration.sql."""
+    source = SCHEMAS / f"{schema}.sql"
+    spec = parse_file(source, display=source.name).spec
+    files = forge_prisma(
+        tmp_path, task_id="DB-1", title=schema, spec=spec, previous=None
+    )
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
+    reference, candidate = pg_databases.create(), pg_databases.create()
+    psql_file(reference, source)
+
+    (migration,) = migration_files(tmp_path)
+    # one transaction, as Prisma runs the script
+    subprocess.run(
+        ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(candidate)]
+        + ["-f", str(migration)],
+        check=True,
+        capture_output=True,
+    )
+
+    output = _pgfacts(reference, candidate)
+    assert f"\nfidelity {facts}/{facts} = 100.0%" in f"\n{output}", output

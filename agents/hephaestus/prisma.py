@@ -51,7 +51,7 @@ from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
-from sparc.agents.hephaestus.revision import slugify
+from sparc.agents.hephaestus.revision import postgresql_steps, slugify
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
 from sparc.agents.hephaestus.spec import (
     Column,
@@ -670,10 +670,13 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     """PostgreSQL DDL that takes `previous` (None: an empty database) to `spec`.
 
     Statements are compiled by SQLAlchemy's PostgreSQL DDL compiler from the
-    metadata the models renderer gives each spec. Order: removed constraints
-    and indexes, removed tables, removed enums, new enums and values, new
-    tables, column changes, new constraints and indexes, then every new
-    foreign key (so tables may reference each other in a cycle).
+    metadata the models renderer gives each spec. Order: removed SQL objects,
+    partitions and new domains, removed constraints and indexes, removed
+    tables, removed enums, new enums and values, new tables, column changes,
+    new constraints and indexes, every new foreign key (so tables may
+    reference each other in a cycle), then new partitions, sequences and SQL
+    objects (views, functions, triggers) and removed domains, as the Alembic
+    revisions order them.
 
     Returns:
         The migration, or an empty string when nothing changes.
@@ -686,6 +689,15 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     before = previous or SchemaSpec()
     old, new = _metadata(before), _metadata(spec)
     steps: list[tuple[str, ExecutableDDLElement | str]] = []
+    # what the table metadata does not hold (domains, partitions, sequences of
+    # serial columns outside a key, views, functions, triggers, extensions),
+    # as the Alembic revisions carry it; enum values are added in place below
+    sql_steps = postgresql_steps(before, spec)
+    # extensions first: column defaults may call their functions
+    extensions = [x for x in sql_steps.after if x.subject.startswith("extension ")]
+    for sql_step in [*sql_steps.before, *extensions]:
+        if not sql_step.subject.startswith("enum "):
+            steps.extend((sql_step.subject, up) for up in sql_step.up)
     kept = [t for t in spec.tables if before.table(t.name) is not None]
     dropped = [t for t in before.tables if spec.table(t.name) is None]
     created = [t for t in spec.tables if before.table(t.name) is None]
@@ -731,7 +743,7 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     for table in kept:
         earlier = before.table(table.name)
         assert earlier is not None
-        steps.extend(_column_changes(earlier, table, new))
+        steps.extend(_column_changes(earlier, table, old, new))
         old_table, new_table = old.tables[table.name], new.tables[table.name]
         for constraint in _removed(_constraints(new_table), _constraints(old_table)):
             steps.append(("AddConstraint", sa.schema.AddConstraint(constraint)))
@@ -750,12 +762,16 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
             )
         steps.extend(("AddForeignKey", sa.schema.AddConstraint(k)) for k in keys)
 
+    for sql_step in sql_steps.after:
+        if sql_step not in extensions:
+            steps.extend((sql_step.subject, up) for up in sql_step.up)
     return "\n".join(f"-- {label}\n{_compile(element)};\n" for label, element in steps)
 
 
 def _compile(element: ExecutableDDLElement | str) -> str:
     if isinstance(element, str):
-        return element
+        # SQL objects keep the statement as written, closing semicolon included
+        return element.strip().removesuffix(";").rstrip()
     text = str(element.compile(dialect=_DIALECT)).strip()
     return "\n".join(line.rstrip() for line in text.splitlines())
 
@@ -853,8 +869,9 @@ def _string(value: str) -> str:
 
 
 def _column_changes(
-    old: Table, new: Table, metadata: sa.MetaData
+    old: Table, new: Table, old_metadata: sa.MetaData, metadata: sa.MetaData
 ) -> list[tuple[str, ExecutableDDLElement | str]]:
+    old_table = old_metadata.tables[old.name]
     sa_table = metadata.tables[new.name]
     steps: list[tuple[str, ExecutableDDLElement | str]] = []
     for column in old.columns:
@@ -885,12 +902,29 @@ def _column_changes(
             steps.append(
                 ("AlterColumn", ColumnNullable(new.name, column.name, column.nullable))
             )
-        if earlier.default != column.default:
-            # the column's server default as the models renderer spelt it
-            default = getattr(sa_column.server_default, "arg", None)
-            steps.append(("AlterColumn", ColumnDefault(new.name, column.name, default)))
+        # the server defaults as the models renderer spells them: one default
+        # written two ways ('G' and 'G'::mpaa_rating) is no change
+        default = _server_default(sa_column)
+        if _server_default(old_table.c[column.name]) != default:
+            steps.append(
+                (
+                    "AlterColumn",
+                    ColumnDefault(
+                        new.name,
+                        column.name,
+                        getattr(sa_column.server_default, "arg", None),
+                    ),
+                )
+            )
     steps.extend(_comments(new, old))
     return steps
+
+
+def _server_default(column: sa.Column[object]) -> str | None:
+    argument = getattr(column.server_default, "arg", None)
+    if argument is None:
+        return None
+    return str(getattr(argument, "text", argument))
 
 
 # --- naming, seed, forge -----------------------------------------------------------

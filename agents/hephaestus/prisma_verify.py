@@ -8,14 +8,14 @@ files itself, in two parts:
   exactly what that schema renders. This is the drift check `prisma migrate
   diff --from-migrations --to-schema-datamodel` makes: the schema file
   describes what the migrations build, nothing more or less.
-- On a PostgreSQL server, when one is configured: in one schema of a
-  scratch database every migration.sql runs in order, each as one script (as
-  `prisma migrate deploy` sends it); in a second schema the same schema is
+- On a PostgreSQL server, when one is configured: in a scratch database
+  every migration.sql runs in folder order, each as one script (as `prisma
+  migrate deploy` sends it), and the seed statements run in one transaction,
+  as seed.ts runs them. Then, in a fresh `public` schema, the same schema is
   built in one step. The two catalogs must be equal: tables, columns (type,
   NOT NULL, default, identity), constraints and indexes by name and
-  definition, enum labels in order, domains and comments. Then the seed
-  statements run in one transaction on the migrated schema, as seed.ts runs
-  them. The scratch database is dropped after.
+  definition, enum labels in order, domains, views, functions, triggers,
+  partition bounds and comments. The scratch database is dropped after.
 
 seed.ts itself is not executed (it needs Node and the Prisma client); the
 offline part proves it holds exactly the statements that ran.
@@ -23,7 +23,6 @@ offline part proves it holds exactly the statements that ran.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,6 +105,29 @@ _CATALOG_QUERIES = (
            || ' default=' || coalesce(t.typdefault, '')
       FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
      WHERE n.nspname = current_schema() AND t.typtype = 'd'
+    """,
+    """
+    SELECT 'view', c.relname, c.relkind::text || ' ' || pg_get_viewdef(c.oid)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = current_schema() AND c.relkind IN ('v', 'm')
+    """,
+    """
+    SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid)
+           || ')', md5(coalesce(p.prosrc, ''))
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE n.nspname = current_schema()
+    """,
+    """
+    SELECT 'trigger', c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
+      FROM pg_trigger t
+      JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = current_schema() AND NOT t.tgisinternal
+    """,
+    """
+    SELECT 'partition', c.relname, pg_get_expr(c.relpartbound, c.oid)
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = current_schema() AND c.relispartition
     """,
     """
     SELECT 'comment', c.relname || coalesce('.' || a.attname, ''), d.description
@@ -212,33 +234,31 @@ def _expect(root: Path, relative: str, text: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class _Place:
-    """Where one build goes: a connection whose search path is an empty schema."""
-
-    connection: sa.Connection
-    schema: str
-
-
 def _prove_on_server(
     root: Path, migrations: list[Path], spec: SchemaSpec, server_url: str
 ) -> str:
-    with ExitStack() as stack:
-        migrated, built = _places(stack, server_url, spec)
-        for path in migrations:
-            relative = path.relative_to(root).as_posix()
-            _run_script(migrated, path.read_text(encoding="utf-8"), relative)
-        _run_script(built, render_prisma_migration(None, spec), "a one-step build")
-
-        migrated_facts = catalog_facts(migrated.connection)
-        built_facts = catalog_facts(built.connection)
-        if migrated_facts != built_facts:
-            raise VerificationError(
-                _drift_message(migrated_facts, built_facts),
-                step="no drift",
-                dialect=DIALECT,
-            )
-        seeded = _seed(migrated, spec)
+    with scratch_database(server_url) as url:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            # autocommit: each script is its own implicit transaction
+            with engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as connection:
+                for path in migrations:
+                    relative = path.relative_to(root).as_posix()
+                    sql = path.read_text(encoding="utf-8")
+                    _run_script(connection, sql, relative)
+                migrated_facts = catalog_facts(connection)
+                seeded = _seed(connection, spec)
+                built_facts = _one_step_facts(connection, spec)
+                if migrated_facts != built_facts:
+                    raise VerificationError(
+                        _drift_message(migrated_facts, built_facts),
+                        step="no drift",
+                        dialect=DIALECT,
+                    )
+        finally:
+            engine.dispose()
 
     log.info(
         "prisma_migrations_verified",
@@ -252,36 +272,29 @@ def _prove_on_server(
     )
 
 
-def _places(
-    stack: ExitStack, server_url: str, spec: SchemaSpec
-) -> tuple[_Place, _Place]:
-    """Two empty schemas: in one scratch database, or two when extensions are used.
+def _one_step_facts(
+    connection: sa.Connection, spec: SchemaSpec
+) -> set[tuple[str, str, str]]:
+    """Empty `public`, build `spec` there in one step, and read its catalog.
 
-    Creating a database is the slow part of a proof; two schemas of one
-    database hold two builds, except that an extension can be created only
-    once per database. Each place keeps one connection for all its steps.
+    Both builds happen in `public` of one scratch database, one after the
+    other: migrations may name `public.` objects (pg_dump's output does), and
+    creating a database is the slow part of a proof. Dropping the schema
+    drops the extensions created in it too.
     """
-    first = stack.enter_context(scratch_database(server_url))
-    needs_two = any(item.kind == "extension" for item in spec.objects)
-    second = stack.enter_context(scratch_database(server_url)) if needs_two else first
-    places = []
-    for url, schema in ((first, "sparc_migrated"), (second, "sparc_built")):
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        stack.callback(engine.dispose)
-        # autocommit: each migration script is its own implicit transaction
-        connection = stack.enter_context(
-            engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        )
-        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
-        connection.exec_driver_sql(f"SET search_path TO {schema}")
-        places.append(_Place(connection, schema))
-    return places[0], places[1]
+    _run_script(
+        connection,
+        "DROP SCHEMA public CASCADE; CREATE SCHEMA public",
+        "emptying the scratch database",
+    )
+    _run_script(connection, render_prisma_migration(None, spec), "a one-step build")
+    return catalog_facts(connection)
 
 
-def _run_script(place: _Place, sql: str, what: str) -> None:
+def _run_script(connection: sa.Connection, sql: str, what: str) -> None:
     # one script, as Prisma sends a migration: PostgreSQL runs a query string
     # of several statements as one implicit transaction
-    cursor = place.connection.connection.cursor()
+    cursor = connection.connection.cursor()
     try:
         cursor.execute(sql)
     except Exception as error:  # any driver error: the migration does not run
@@ -313,7 +326,7 @@ def _drift_message(
     )
 
 
-def _seed(place: _Place, spec: SchemaSpec) -> int:
+def _seed(connection: sa.Connection, spec: SchemaSpec) -> int:
     try:
         statements = seed_statements(render_seed_sql(spec), "postgresql")
     except SparcError as error:
@@ -324,7 +337,7 @@ def _seed(place: _Place, spec: SchemaSpec) -> int:
     # one transaction, as seed.ts's $transaction
     script = "\n".join(f"{statement};" for statement in statements)
     try:
-        _run_script(place, f"BEGIN;\n{script}\nCOMMIT;", "the seed")
+        _run_script(connection, f"BEGIN;\n{script}\nCOMMIT;", "the seed")
     except VerificationError as error:
         raise VerificationError(
             f"seed.ts's statements fail on the migrated database: {error}",
