@@ -369,6 +369,23 @@ def test_completion_review_lints_the_new_migration(shop_workspace: Path) -> None
     )
 
 
+def test_a_rename_is_refused_rather_than_dropping_data(shop_workspace: Path) -> None:
+    workspace = _prisma_workspace(shop_workspace)
+    _run_all(workspace, ("DB-001",))
+    (workspace / "docs/data/shop-3-indexes.sql").write_text(
+        "ALTER TABLE products RENAME COLUMN name TO title;\n"
+    )
+    task = workspace / "docs/backlog/DB-003.yaml"
+    task.write_text(task.read_text().replace("depends_on: [DB-002]", "depends_on: []"))
+
+    with Runner.open(workspace) as runner:
+        outcome = runner.run("DB-003")
+
+    assert not outcome.complete
+    assert "renaming products.name to title is not carried" in outcome.reason
+    assert len(migration_files(workspace)) == 1
+
+
 def test_sqlalchemy_targets_without_a_server_are_reported(
     shop_workspace: Path,
 ) -> None:

@@ -286,7 +286,7 @@ class HephaestusEngine:
         database, once; its current revision is the completion marker, so a
         replay after a crash finds it at head and applies nothing. Prisma: no
         Alembic; the migrations are read back and, with a PostgreSQL server
-        configured, applied in scratch databases that are dropped after.
+        configured, applied in a scratch database that is dropped after.
         """
         root = context.workspace.root
         if read_stack(root).orm == "prisma":
@@ -434,10 +434,12 @@ def _with_migration_findings(design: Review, context: WorkContext) -> Review:
     }
     if not new:
         return design
-    texts = {p.relative_to(root).as_posix(): p for p in migration_files(root)}
+    # every migration, oldest first: the earlier ones give the schema a new
+    # one changes; a pending one is read as this phase wrote it
+    on_disk = {p.relative_to(root).as_posix() for p in migration_files(root)}
     migrations = [
         SqlMigration(rel, context.deliverable(rel) or "")
-        for rel in sorted(set(texts) | new)
+        for rel in sorted(on_disk | new)
     ]
     findings = lint_sql_migrations(migrations, report_on=new)
     kept, _ = apply_settings(findings, _review_settings(context, None))
