@@ -475,3 +475,20 @@ def test_whole_catalogs_survive_a_prisma_migration(
 
     output = _pgfacts(reference, candidate)
     assert f"\nfidelity {facts}/{facts} = 100.0%" in f"\n{output}", output
+
+
+def test_workspace_review_lints_prisma_migrations(tmp_path: Path) -> None:
+    """`sparc review WORKSPACE` reads every migration.sql too."""
+    from sparc.agents.hephaestus.lint import lint_path
+
+    (tmp_path / ".sparc").mkdir()
+    _forge_steps(tmp_path, _shop_steps())
+
+    report = lint_path(tmp_path)
+
+    assert "prisma/migrations" in report.sources
+    assert any(
+        f.code == "HM101"
+        and "/20000101000003_db_003_step_3/migration.sql:" in f.location
+        for f in report.findings
+    )
