@@ -5,13 +5,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import structlog
+from click.core import ParameterSource
 
 from sparc.errors import SparcError, paths_relative_to
 from sparc.redact import redact_data, redact_event, redact_text
+
+if TYPE_CHECKING:
+    from sparc.runner import Runner, RunOutcome
 
 EXIT_DONE, EXIT_BLOCKED, EXIT_INPUT = 0, 1, 2
 
@@ -56,8 +62,8 @@ class _SparcGroup(click.Group):
     "--workspace",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("."),
-    show_default=True,
-    help="The workspace folder.",
+    help="The workspace folder (default: the nearest folder at or above the "
+    "current one holding .sparc/config.yaml, else the current folder).",
 )
 @click.option(
     "--log-format",
@@ -75,8 +81,24 @@ def main(ctx: click.Context, workspace: Path, log_format: str, verbose: int) -> 
     """Run the SPARC method over a backlog of task files."""
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     configure_logging(level, log_format)
+    given = ctx.get_parameter_source("workspace") is not ParameterSource.DEFAULT
+    if not given and ctx.invoked_subcommand != "init":
+        workspace = _enclosing_workspace(Path.cwd()) or workspace
     ctx.with_resource(paths_relative_to(workspace))
     ctx.obj = workspace
+
+
+def _enclosing_workspace(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding a sparc configuration.
+
+    Like git finding its repository, so a command works from any subfolder.
+    """
+    from sparc.config import CONFIG_FILE
+
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return None
 
 
 @main.command()
@@ -123,12 +145,7 @@ def backlog(workspace: Path) -> None:
 @click.pass_context
 def run(ctx: click.Context, task_id: str) -> None:
     """Run one task through its phases."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.run(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.run(task_id))
 
 
 @main.command()
@@ -218,12 +235,7 @@ def _batch_on_server(
 @click.pass_context
 def resume(ctx: click.Context, task_id: str) -> None:
     """Finish a task whose run was interrupted (a crash, a kill)."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.resume(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.resume(task_id))
 
 
 @main.command()
@@ -231,12 +243,7 @@ def resume(ctx: click.Context, task_id: str) -> None:
 @click.pass_context
 def approve(ctx: click.Context, task_id: str) -> None:
     """Approve the gate a task waits at; its run goes on."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.approve(task_id)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.approve(task_id))
 
 
 @main.command()
@@ -245,12 +252,7 @@ def approve(ctx: click.Context, task_id: str) -> None:
 @click.pass_context
 def reject(ctx: click.Context, task_id: str, reason: str) -> None:
     """Refuse the gate a task waits at; the task ends BLOCKED with the reason."""
-    from sparc.runner import Runner
-
-    with Runner.open(ctx.obj) as runner:
-        outcome = runner.reject(task_id, reason)
-    click.echo(_outcome_line(outcome))
-    ctx.exit(_exit_code(outcome))
+    _finish_one(ctx, lambda runner: runner.reject(task_id, reason))
 
 
 @main.command()
@@ -274,6 +276,16 @@ def personas(workspace: Path) -> None:
 
     registry = personas_for(Workspace.at(workspace))
     click.echo(format_ownership_matrix(registry), nl=False)
+
+
+def _finish_one(ctx: click.Context, act: Callable[[Runner], RunOutcome]) -> None:
+    """Run one task action on the workspace, print its line, exit by outcome."""
+    from sparc.runner import Runner
+
+    with Runner.open(ctx.obj) as runner:
+        outcome = act(runner)
+    click.echo(_outcome_line(outcome))
+    ctx.exit(_exit_code(outcome))
 
 
 def _exit_code(outcome: object) -> int:
@@ -308,10 +320,12 @@ def mcp(workspace: Path) -> None:
 
 
 def _register_commands() -> None:
+    from sparc.adopt_command import adopt
     from sparc.review_command import review
     from sparc.tune_command import db
 
     main.add_command(review)
+    db.add_command(adopt)
     main.add_command(db)
 
 

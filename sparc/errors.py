@@ -11,7 +11,8 @@ work that could not be completed.
      │    ├── WorkflowError       workflow files
      │    ├── ConfigError         .sparc/config.yaml
      │    ├── WorkspaceError      paths that leave the workspace, missing folders
-     │    └── DDLError            SQL that does not parse or is not supported
+     │    ├── DDLError            SQL that does not parse or is not supported
+     │    └── AdoptionError       a live database a workspace cannot adopt
      ├── VerificationError       generated files failed on a database (exit 1)
      ├── GitError                the repository refused an operation (exit 1)
      └── EngineError             an engine failed while doing its work (exit 1)
@@ -83,6 +84,7 @@ class InputError(SparcError):
         column: int | None = None,
         field: str | None = None,
     ) -> None:
+        self.reason = message
         self.path = Path(path) if path is not None else None
         self.line = line
         self.column = column
@@ -132,7 +134,33 @@ class WorkspaceError(InputError):
 
 
 class DDLError(InputError):
-    """SQL that does not parse or uses something sparc cannot carry."""
+    """SQL that does not parse or uses something sparc cannot carry.
+
+    `undefined_table` names the table a statement needs but no earlier
+    statement created: the SQL is fine if another file defines it first.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+        undefined_table: str | None = None,
+    ) -> None:
+        self.undefined_table = undefined_table
+        super().__init__(message, path=path, line=line, column=column, field=field)
+
+
+class AdoptionError(InputError):
+    """A database cannot be adopted as it is; `reasons` lists each cause."""
+
+    def __init__(self, message: str, *, reasons: Sequence[str] = ()) -> None:
+        self.reasons = list(reasons)
+        listed = "".join(f"\n  - {reason}" for reason in self.reasons)
+        super().__init__(message + listed)
 
 
 class VerificationError(SparcError):

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from sparc.config import CONFIG_FILE, load_config
-from sparc.errors import ConfigError
+from sparc.errors import ConfigError, DDLError
 
 
 @click.command()
@@ -62,7 +62,20 @@ def review(
     )
 
     settings = _settings(ctx.obj, ReviewSettings)
-    report = lint_path(path, context=context, settings=settings)
+    try:
+        report = lint_path(path, context=context, settings=settings)
+    except DDLError as error:
+        if error.undefined_table is None or context:
+            raise
+        # a file of a series (say, indexes over earlier tables) read alone
+        raise DDLError(
+            f"{error.reason}; if another file creates it, pass that file with "
+            "--context FILE (repeatable, in order)",
+            path=error.path,
+            line=error.line,
+            column=error.column,
+            undefined_table=error.undefined_table,
+        ) from None
     render = {"text": render_text, "json": render_json, "sarif": render_sarif}
     document = render[output_format](report)
 

@@ -76,12 +76,20 @@ class Workspace:
                 f"{field}: {relative!r} is absolute; give a path inside the workspace",
                 field=field,
             )
+        kept: list[str] = []
         for part in pure.parts:
             if part == "..":
-                raise WorkspaceError(
-                    f"{field}: {relative!r} climbs out of the workspace with '..'",
-                    field=field,
-                )
+                # `docs/../docs/x.sql` is inside; `docs/../../x` is not. A '..'
+                # after a symlink would climb from the link's target instead,
+                # so it is taken only after real folders
+                if not kept or self.root.joinpath(*kept).is_symlink():
+                    raise WorkspaceError(
+                        f"{field}: {relative!r} climbs out of the workspace with '..'",
+                        field=field,
+                    )
+                kept.pop()
+                continue
+            kept.append(part)
             if not _PORTABLE_PART.fullmatch(part) or part.split(".")[0].lower() in (
                 _WINDOWS_RESERVED
             ):
@@ -90,7 +98,7 @@ class Workspace:
                     field=field,
                 )
 
-        candidate = self.root.joinpath(*pure.parts)
+        candidate = self.root.joinpath(*kept)
         real = Path(os.path.realpath(candidate))
         if real != self.root and self.root not in real.parents:
             raise WorkspaceError(

@@ -187,3 +187,28 @@ def test_resume_finishes_a_task_and_waiting_shows_in_backlog(workspace: Path) ->
     assert out.startswith("DB-001 COMPLETE ")
     code, out, _ = invoke("-C", str(workspace), "backlog")
     assert "waiting" not in out
+
+
+def test_commands_find_the_workspace_from_a_subfolder(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Like git, a command run inside the workspace's folders finds its root."""
+    monkeypatch.chdir(workspace / "docs" / "backlog")
+
+    code, out, err = invoke("backlog")
+
+    assert code == 0, err
+    assert "DB-001" in out and "DB-003" in out
+
+
+def test_init_in_a_subfolder_makes_a_new_workspace_there(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nested = workspace / "services" / "billing"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+
+    code, out, err = invoke("init")
+
+    assert code == 0, err
+    assert (nested / ".sparc" / "config.yaml").is_file()

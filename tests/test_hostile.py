@@ -43,13 +43,7 @@ SUFFIXES = {
 }
 # Inputs that expose a flaw in a module this suite does not own; each entry
 # names the flaw so the test turns green (and strict xfail red) once fixed.
-KNOWN_FLAWS = {
-    "llm/dunder-column": (
-        "models_render: a primary key column named __class__ renders as an "
-        "attribute SQLAlchemy cannot map (Mapper could not assemble any primary "
-        "key columns)"
-    ),
-}
+KNOWN_FLAWS: dict[str, str] = {}
 _imports = itertools.count()
 
 
@@ -386,6 +380,21 @@ def test_a_workspace_whose_folders_lead_outside_is_refused(
         f"{folder}: {folder!r} leads outside the workspace through a symlink"
     )
     assert caught.value.exit_code == 2
+
+
+def test_dot_dot_that_stays_inside_is_the_same_path(tmp_path: Path) -> None:
+    from sparc.workspace import Workspace
+
+    (tmp_path / "docs" / "real").mkdir(parents=True)
+    (tmp_path / "docs" / "link").symlink_to(tmp_path / "docs" / "real")
+    workspace = Workspace.at(tmp_path)
+
+    resolved = workspace.resolve("docs/../docs/x.sql", field="ref")
+    assert resolved == workspace.root / "docs" / "x.sql"
+
+    # from a link, '..' would climb from wherever the link points
+    with pytest.raises(SparcError, match="climbs out of the workspace"):
+        workspace.resolve("docs/link/../x.sql", field="ref")
 
 
 @pytest.mark.parametrize(

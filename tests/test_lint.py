@@ -35,6 +35,7 @@ from tests.conftest import CASES, EXAMPLES, REPO_ROOT, SCHEMAS
 
 INTEGER = ColumnType(kind="integer")
 SQUAWK_MISSING = migration_lint.find_squawk() is None
+WORKSPACE_ENV = REPO_ROOT / "workspace_templates" / "alembic" / "env.py"
 
 
 def _sql(tmp_path: Path, text: str, name: str = "schema.sql") -> Path:
@@ -593,7 +594,7 @@ def test_settings_ignore_and_relevel(tmp_path: Path) -> None:
 
 
 def test_lint_path_refuses_what_it_cannot_read(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="not a schema file"):
+    with pytest.raises(InputError, match="missing.sql: does not exist; check the"):
         lint_path(tmp_path / "missing.sql")
     (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
     with pytest.raises(InputError):
@@ -736,6 +737,42 @@ def test_sqlite_copy_views_narrowing_and_mariadb(tmp_path: Path) -> None:
     mariadb = lint_migrations(folder, targets=("mariadb",))
     copies = [f for f in mariadb if f.code == "HM030"]
     assert len(copies) == 1 and "account.handle" in copies[0].message
+
+
+@needs_squawk
+def test_sqlite_copy_guarded_by_the_environment(tmp_path: Path) -> None:
+    batch = """
+        with op.batch_alter_table("account") as batch_op:
+            batch_op.alter_column(
+                "handle", existing_type=sa.String(40), type_=sa.String(20)
+            )
+        """
+    guarded = _alembic(tmp_path / "guarded", batch)
+    shutil.copy(WORKSPACE_ENV, guarded / "env.py")
+    assert "HM010" not in _codes(lint_migrations(guarded))
+
+    # a mention in a comment guards nothing
+    commented = _alembic(tmp_path / "commented", batch)
+    (commented / "env.py").write_text(
+        "# PRAGMA foreign_keys=OFF would be needed here\n", encoding="utf-8"
+    )
+    assert "HM010" in _codes(lint_migrations(commented))
+
+
+@needs_squawk
+def test_unique_constraint_is_not_told_to_use_not_valid(tmp_path: Path) -> None:
+    unique = _alembic(
+        tmp_path / "unique",
+        'op.create_unique_constraint("uq_account_handle", "account", ["handle"])',
+    )
+    codes = _codes(lint_migrations(unique))
+    assert "HM111" in codes and "HM103" not in codes
+
+    check = _alembic(
+        tmp_path / "check",
+        'op.create_check_constraint("ck_account_handle", "account", "handle <> \'\'")',
+    )
+    assert "HM103" in _codes(lint_migrations(check))
 
 
 def test_missing_squawk_is_an_info_finding(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from click.testing import CliRunner
 
 from sparc.agents.hephaestus.lint import (
     RULES,
@@ -13,6 +16,7 @@ from sparc.agents.hephaestus.lint import (
     render_sarif,
     render_text,
 )
+from sparc.cli import main
 from sparc.engines import Finding
 from tests.conftest import CASES, SCHEMAS
 
@@ -43,7 +47,7 @@ def test_text_names_location_code_category_and_fix() -> None:
     assert first.startswith(f"{SCHEMAS / 'shop-3-indexes.sql'}:5: warning HD402 ")
     assert "[over-indexing]" in first and "idx_users_email" in first
     assert fix.startswith("    fix: drop index idx_users_email")
-    assert summary == "1 findings (0 error, 1 warning, 0 info)"
+    assert summary == "1 finding (0 error, 1 warning, 0 info)"
 
 
 def test_json_lists_findings_in_report_order() -> None:
@@ -128,3 +132,31 @@ def test_exit_code_follows_the_failing_severity() -> None:
     assert exit_code(errors, fail_on="never") == 0
     assert exit_code(empty, fail_on="info") == 0
     assert exit_code(_report(), fail_on="warning") == 1
+
+
+def test_review_command_on_shop_step_three_with_and_without_context(
+    tmp_path: Path,
+) -> None:
+    indexes = str(SCHEMAS / "shop-3-indexes.sql")
+    runner = CliRunner()
+
+    alone = runner.invoke(main, ["-C", str(tmp_path), "review", indexes])
+    assert alone.exit_code == 2
+    assert "shop-3-indexes.sql:3:13: ALTER TABLE users: table users is not " in (
+        alone.output
+    )
+    assert "pass that file with --context FILE" in alone.output
+
+    earlier = [str(SCHEMAS / name) for name in ("shop-1-core.sql", "shop-2-auth.sql")]
+    context = [arg for path in earlier for arg in ("--context", path)]
+    with_context = runner.invoke(
+        main, ["-C", str(tmp_path), "review", indexes, *context]
+    )
+    assert with_context.exit_code == 0, with_context.output
+    lines = with_context.output.splitlines()
+    assert "HD402 [over-indexing] index idx_users_email" in lines[0]
+    assert lines[-1] == "1 finding (0 error, 1 warning, 0 info)"
+
+    missing = runner.invoke(main, ["-C", str(tmp_path), "review", "nope.sql"])
+    assert missing.exit_code == 2
+    assert "nope.sql: does not exist; check the path" in missing.output

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
+import importlib.util
+import itertools
 import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.orm import Session
 
+from sparc.agents.hephaestus.ddl import parse_sql
+from sparc.agents.hephaestus.lint import lint_file
 from sparc.agents.hephaestus.models_render import (
     MAX_NAME_BYTES,
     load_metadata,
@@ -171,3 +182,384 @@ def test_keyword_and_odd_names_get_safe_attributes(tmp_path: Path) -> None:
     assert "c_2nd_value: Mapped[Optional[str]]" in source
     assert "metadata_: Mapped[Optional[Any]]" in source
     assert "class Class(Base):" in source
+
+
+# --- names: leading underscores and letters outside ASCII --------------------------
+
+
+def _ddl_models(tmp_path: Path, ddl: str) -> tuple[Path, str]:
+    return _write(tmp_path, parse_sql(ddl, source="test.sql").spec)
+
+
+def test_dunder_primary_key_maps_under_a_plain_attribute(tmp_path: Path) -> None:
+    """A key column named `__class__` keeps its name and maps as `class__`."""
+    path, source = _ddl_models(
+        tmp_path,
+        'CREATE TABLE t ("__class__" bigint PRIMARY KEY, "_id" int, id int,'
+        ' "__" text, registry int);',
+    )
+
+    with _module(path) as module:
+        mapper = sa.inspect(module.T)
+        attributes = {a.key: a.columns[0].name for a in mapper.column_attrs}
+        row = module.T(class__=1)
+
+    assert attributes == {
+        "class__": "__class__",
+        "id": "_id",
+        "id_2": "id",
+        "column": "__",
+        "registry_": "registry",
+    }
+    assert [c.name for c in mapper.primary_key] == ["__class__"]
+    assert row.class__ == 1
+    assert "class__: Mapped[int] = mapped_column(\n        '__class__'," in source
+    assert render_models(spec_from_models(path), project="demo") == source
+
+
+def test_accented_names_are_transliterated_without_collisions(tmp_path: Path) -> None:
+    """`café` is class `Cafe`, `crème` attribute `creme`; `cafe` becomes `Cafe_2`."""
+    path, source = _ddl_models(
+        tmp_path,
+        'CREATE TABLE "café" (id int PRIMARY KEY, "crème" text, creme text);'
+        " CREATE TABLE cafe (id int PRIMARY KEY);",
+    )
+
+    with _module(path) as module:
+        accented = sa.inspect(module.Cafe)
+        plain = sa.inspect(module.Cafe_2)
+        attributes = {a.key: a.columns[0].name for a in accented.column_attrs}
+
+    assert accented.local_table.name == "café" and plain.local_table.name == "cafe"
+    assert attributes == {"id": "id", "creme": "crème", "creme_2": "creme"}
+    assert "class Caf(" not in source
+    assert render_models(spec_from_models(path), project="demo") == source
+
+
+def test_a_table_named_like_an_import_does_not_shadow_it(tmp_path: Path) -> None:
+    """Tables `mapped` and `relationship` leave the imported names alone."""
+    path, source = _ddl_models(
+        tmp_path,
+        "CREATE TABLE mapped (id int PRIMARY KEY);"
+        " CREATE TABLE relationship (a int NOT NULL REFERENCES mapped (id),"
+        " b int NOT NULL REFERENCES mapped (id), PRIMARY KEY (a, b));",
+    )
+
+    with _module(path) as module:
+        assert sa.inspect(module.Mapped_2).local_table.name == "mapped"
+        assert module.relationship_2.name == "relationship"
+
+    assert "class Mapped(" not in source and "\nrelationship = " not in source
+
+
+@contextmanager
+def _module(path: Path) -> Iterator[ModuleType]:
+    """Import a rendered models.py and configure its mappers, warnings as errors."""
+    name = f"_models_render_test_{next(_imports)}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    assert module_spec is not None and module_spec.loader is not None
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            module_spec.loader.exec_module(module)
+            module.Base.registry.configure()
+        yield module
+    finally:
+        sys.modules.pop(name, None)
+
+
+_imports = itertools.count()
+
+
+# --- many-to-many link tables and tables without a key ------------------------------
+
+LINKS = """
+CREATE TABLE member (id int PRIMARY KEY, handle varchar(40) NOT NULL UNIQUE);
+CREATE TABLE team_group (id int PRIMARY KEY, label varchar(80) NOT NULL);
+CREATE TABLE member_team_group (
+    member_id int NOT NULL REFERENCES member (id) ON DELETE CASCADE,
+    team_group_id int NOT NULL REFERENCES team_group (id) ON DELETE CASCADE,
+    PRIMARY KEY (member_id, team_group_id)
+);
+CREATE INDEX ix_member_team_group_team_group_id ON member_team_group (team_group_id);
+CREATE TABLE person (id int PRIMARY KEY);
+CREATE TABLE follow (
+    follower_id int NOT NULL REFERENCES person (id) ON DELETE CASCADE,
+    followed_id int NOT NULL REFERENCES person (id),
+    PRIMARY KEY (follower_id, followed_id),
+    CHECK (follower_id <> followed_id)
+);
+CREATE TABLE building (city text, code text, PRIMARY KEY (city, code));
+CREATE TABLE building_member (
+    city text NOT NULL,
+    code text NOT NULL,
+    member_id int NOT NULL REFERENCES member (id),
+    FOREIGN KEY (city, code) REFERENCES building (city, code) ON DELETE CASCADE,
+    UNIQUE (city, code, member_id)
+);
+COMMENT ON TABLE building_member IS 'who lives where';
+CREATE TABLE audit_entry (at timestamp NOT NULL, member_id int REFERENCES member (id));
+"""
+
+
+def _relationship(mapper: sa.orm.Mapper[object], key: str) -> dict[str, object]:
+    prop = mapper.relationships[key]
+    return {
+        "target": prop.mapper.class_.__name__,
+        "secondary": None if prop.secondary is None else prop.secondary.name,
+        "back_populates": prop.back_populates,
+        "passive_deletes": prop.passive_deletes,
+    }
+
+
+def test_link_tables_become_secondary_relationships(tmp_path: Path) -> None:
+    """A pure link table is a Core Table both ends reach through `secondary`."""
+    path, source = _ddl_models(tmp_path, LINKS)
+
+    with _module(path) as module:
+        member = sa.inspect(module.Member)
+        group = sa.inspect(module.TeamGroup)
+        building = sa.inspect(module.Building)
+        assert {m.class_.__name__ for m in module.Base.registry.mappers} == {
+            "Member",
+            "TeamGroup",
+            "Person",
+            "Building",
+        }
+        link = module.member_team_group
+        assert (
+            isinstance(link, sa.Table)
+            and link is member.relationships["team_groups"].secondary
+        )
+
+        assert _relationship(member, "team_groups") == {
+            "target": "TeamGroup",
+            "secondary": "member_team_group",
+            "back_populates": "members",
+            "passive_deletes": True,
+        }
+        assert _relationship(group, "members") == {
+            "target": "Member",
+            "secondary": "member_team_group",
+            "back_populates": "team_groups",
+            "passive_deletes": True,
+        }
+        # a composite reference, and a link keyed by a unique constraint
+        assert _relationship(building, "members") == {
+            "target": "Member",
+            "secondary": "building_member",
+            "back_populates": "buildings",
+            "passive_deletes": True,
+        }
+        assert _relationship(member, "buildings")["passive_deletes"] is False
+
+    metadata = load_metadata(path)
+    assert [c.name for c in metadata.tables["member_team_group"].primary_key] == [
+        "member_id",
+        "team_group_id",
+    ]
+    assert {
+        fk.ondelete for fk in metadata.tables["member_team_group"].foreign_keys
+    } == {"CASCADE"}
+    assert metadata.tables["building_member"].comment == "who lives where"
+    assert "secondary=lambda: member_team_group" in source
+    assert render_models(spec_from_models(path), project="demo") == source
+
+
+def test_self_referencing_link_has_both_directions(tmp_path: Path) -> None:
+    """`follow` gives Person followers and followeds, written as link rows."""
+    path, _ = _ddl_models(tmp_path, LINKS)
+    engine = sa.create_engine("sqlite://")
+
+    with _module(path) as module, engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        module.Base.metadata.create_all(connection)
+        with Session(connection) as session:
+            ann, bob, cy = (module.Person(id=n) for n in (1, 2, 3))
+            ann.followeds.extend([bob, cy])
+            cy.followeds.append(ann)
+            session.add_all([ann, bob, cy])
+            session.flush()
+            pairs = connection.exec_driver_sql("SELECT * FROM follow").all()
+            session.expire_all()
+            followers = [p.id for p in session.get(module.Person, 1).followers]
+
+            # deleting a person removes their links through the cascade
+            session.delete(session.get(module.Person, 3))
+            session.flush()
+            left = connection.exec_driver_sql("SELECT * FROM follow").all()
+    engine.dispose()
+
+    assert sorted(pairs) == [(1, 2), (1, 3), (3, 1)]
+    assert followers == [3]
+    assert left == [(1, 2)]
+
+
+def test_table_without_primary_key_is_a_core_table(tmp_path: Path) -> None:
+    """The ORM cannot map a keyless table: it stays a Table, and the models load."""
+    path, source = _ddl_models(tmp_path, LINKS)
+
+    metadata = load_metadata(path)
+
+    entry = metadata.tables["audit_entry"]
+    assert not entry.primary_key.columns
+    assert [fk.target_fullname for fk in entry.foreign_keys] == ["member.id"]
+    assert "audit_entry = sa.Table(" in source
+    assert "AuditEntry" not in source
+
+
+def test_link_tables_need_exactly_two_keys_and_nothing_else(tmp_path: Path) -> None:
+    """An extra column, a surrogate key or a table referring to it keeps a class."""
+    path, _ = _ddl_models(
+        tmp_path,
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY);"
+        " CREATE TABLE with_extra (a_id int NOT NULL REFERENCES a (id),"
+        "  b_id int NOT NULL REFERENCES b (id), since date,"
+        "  PRIMARY KEY (a_id, b_id));"
+        " CREATE TABLE surrogate (id int PRIMARY KEY,"
+        "  a_id int REFERENCES a (id), b_id int REFERENCES b (id));"
+        " CREATE TABLE not_unique (a_id int NOT NULL REFERENCES a (id),"
+        "  b_id int NOT NULL REFERENCES b (id), id int PRIMARY KEY);"
+        " CREATE TABLE referred (a_id int NOT NULL REFERENCES a (id),"
+        "  b_id int NOT NULL REFERENCES b (id), PRIMARY KEY (a_id, b_id));"
+        " CREATE TABLE note (id int PRIMARY KEY, a_id int NOT NULL, b_id int NOT NULL,"
+        "  FOREIGN KEY (a_id, b_id) REFERENCES referred (a_id, b_id));",
+    )
+
+    with _module(path) as module:
+        mapped = {m.local_table.name for m in module.Base.registry.mappers}
+        secondaries = [
+            r.secondary
+            for m in module.Base.registry.mappers
+            for r in m.relationships
+            if r.secondary is not None
+        ]
+
+    assert mapped == {
+        "a",
+        "b",
+        "with_extra",
+        "surrogate",
+        "not_unique",
+        "referred",
+        "note",
+    }
+    assert secondaries == []
+
+
+# --- server defaults only PostgreSQL can compute -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "dialect",
+    [
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        "sqlite",
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
+def test_models_create_on_every_target_and_key_rows_with_uuids(
+    tmp_path: Path, dialect: str, request: pytest.FixtureRequest
+) -> None:
+    """Case 07 E7: create_all on each target; the ORM gives a row its UUID key."""
+    path, _ = _write(tmp_path, specs.api_client())
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path / 'models.sqlite3'}"
+    else:
+        url = request.getfixturevalue(
+            "pg_url" if dialect == "postgresql" else "mariadb_url"
+        )
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+
+    try:
+        with _module(path) as module:
+            module.Base.metadata.create_all(engine)
+            table = module.Base.metadata.tables["api_client"]
+            ddl = str(sa.schema.CreateTable(table).compile(engine))
+            with Session(engine) as session:
+                client = module.ApiClient(
+                    label="x", created_at=datetime.datetime(2024, 1, 2)
+                )
+                session.add(client)
+                session.commit()
+                key = client.id
+            with engine.connect() as connection:
+                stored = connection.execute(sa.select(table.c.id)).scalar_one()
+    finally:
+        engine.dispose()
+
+    assert isinstance(key, uuid.UUID) and stored == key
+    if dialect == "postgresql":
+        assert "DEFAULT gen_random_uuid()" in ddl
+        assert "DEFAULT timezone('utc', now())" in ddl
+    else:
+        assert "gen_random_uuid" not in ddl and "timezone" not in ddl, ddl
+        assert "DEFAULT" not in ddl, ddl
+
+
+@pytest.mark.postgres
+def test_postgresql_computes_the_defaults_of_a_raw_insert(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Case 07 E5 through create_all: PostgreSQL fills id and created_at itself."""
+    path, _ = _write(tmp_path, specs.api_client())
+    engine = sa.create_engine(pg_url, poolclass=sa.pool.NullPool)
+
+    try:
+        load_metadata(path).create_all(engine)
+        with engine.begin() as connection:
+            row = connection.exec_driver_sql(
+                "INSERT INTO api_client (label) VALUES ('x') RETURNING id, created_at"
+            ).one()
+    finally:
+        engine.dispose()
+
+    assert isinstance(row.id, uuid.UUID) and row.created_at is not None
+
+
+def test_only_marked_columns_lose_their_default(tmp_path: Path) -> None:
+    """The hook of models.py leaves every other column's DEFAULT as it was."""
+    path, source = _write(tmp_path, specs.api_client())
+    other = sa.Table(
+        "other",
+        sa.MetaData(),
+        sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()")),
+        sa.Column("at", sa.DateTime(), server_default=sa.func.now()),
+    )
+
+    with _module(path) as module:
+        models = module.Base.metadata.tables["api_client"]
+        for dialect in (sqlite.dialect(), mysql.dialect()):
+            ddl = str(sa.schema.CreateTable(other).compile(dialect=dialect))
+            assert "gen_random_uuid()" in ddl and ddl.count("DEFAULT") == 2, ddl
+            ddl = str(sa.schema.CreateTable(models).compile(dialect=dialect))
+            assert "DEFAULT" not in ddl, ddl
+            assert "NOT NULL" in ddl
+
+    assert source.count("info={'postgresql_only_default': True}") == 2
+    # without such a default, models.py carries no hook at all
+    _, plain = _write(tmp_path, specs.shop_step(3))
+    assert "compiles" not in plain and "postgresql_only_default" not in plain
+
+
+def test_lint_locates_core_tables_and_their_columns(tmp_path: Path) -> None:
+    """Findings on a Core table point at its lines in models.py."""
+    path, source = _ddl_models(tmp_path, LINKS)
+    lines = source.split("\n")
+
+    located = {
+        f.code: f.location for f in lint_file(path) if "audit_entry" in f.message
+    }
+
+    table_line = lines.index("audit_entry = sa.Table(") + 1
+    column_line = next(
+        number
+        for number, line in enumerate(lines, start=1)
+        if "sa.Column('member_id'" in line and number > table_line
+    )
+    assert located == {
+        "HD301": f"{path}:{table_line}",
+        "HD501": f"{path}:{column_line}",
+    }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,20 +13,25 @@ import sqlalchemy as sa
 from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
 from sparc.agents.hephaestus.reflect import (
+    _dependencies_first,
     _read_only,
+    catalog_ddl,
+    read_only_connection,
     reflect_database,
     spec_differences,
+    uncarried_objects,
 )
 from sparc.agents.hephaestus.spec import SchemaSpec
 from sparc.errors import InputError
 
-from .conftest import CASES, SCHEMAS, ScratchDatabases, psql_file
+from .conftest import CASES, SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
 
 pytestmark = pytest.mark.skipif(
     not SCHEMAS.is_dir() and os.environ.get("CI") != "true",
     reason=f"shared schemas not found at {SCHEMAS}",
 )
 
+PGFACTS = SHARED / "tools" / "pgfacts.py"
 SHOP_FILES = ("shop-1-core.sql", "shop-2-auth.sql", "shop-3-indexes.sql")
 # a table of every portable type, added to the shop for the inspector dialects
 EVERY_TYPE = """
@@ -214,3 +221,108 @@ def test_mariadb_reflects_tables_keys_and_indexes(
 def test_bad_urls_are_input_errors(url: str, words: str) -> None:
     with pytest.raises(InputError, match=words):
         reflect_database(url)
+
+
+@pytest.mark.postgres
+def test_catalog_ddl_rebuilds_pagila_in_an_empty_database(
+    pg_databases: ScratchDatabases,
+) -> None:
+    """Views come after the aggregate they call: the script loads as it is."""
+    source, rebuilt = pg_databases.create(), pg_databases.create()
+    psql_file(source, SCHEMAS / "pagila.sql")
+    engine = sa.create_engine(source)
+    try:
+        with _read_only(engine) as connection:
+            script = catalog_ddl(connection)
+    finally:
+        engine.dispose()
+
+    # as pg_dump's scripts do: SQL function bodies may name later functions
+    done = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(rebuilt)],
+        env={**os.environ, "PGOPTIONS": "-c check_function_bodies=off"},
+        input=script,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    facts = subprocess.run(
+        [sys.executable, str(PGFACTS), libpq_url(source), libpq_url(rebuilt)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "fidelity 242/242 = 100.0%" in facts, facts
+
+
+def test_routines_and_views_come_after_what_they_use() -> None:
+    view, aggregate, function = ("class", 1), ("proc", 2), ("proc", 3)
+    items = [(view, "view"), (aggregate, "aggregate"), (function, "function")]
+    uses = {view: {aggregate, ("class", 99)}, aggregate: {function}}
+
+    assert _dependencies_first(items, uses) == ["function", "aggregate", "view"]
+    # a loop keeps the given order
+    looped = {view: {aggregate}, aggregate: {view}}
+    assert _dependencies_first(items[:2], looped) == ["view", "aggregate"]
+
+
+@pytest.mark.postgres
+def test_uncarried_objects_are_each_named(pg_url: str) -> None:
+    """What reflection leaves out is listed; what an extension made is not."""
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in (
+            "create extension pg_stat_statements",
+            "create schema audit",
+            "create table audit.log (id int primary key)",
+            "create function audit.stamp() returns int language sql as 'select 1'",
+            "create table t (id serial primary key, body text) with (fillfactor=70)",
+            "alter table t enable row level security",
+            "create policy everyone on t using (true)",
+            "create table child (x int) inherits (t)",
+            "create type pair as (a int, b int)",
+            "create statistics t_stats on id, body from t",
+            "create function f() returns int language sql as 'select 1'",
+            "comment on function f() is 'documented'",
+            "comment on column t.body is 'carried'",
+        ):
+            connection.exec_driver_sql(statement)
+    engine.dispose()
+
+    with read_only_connection(libpq_url(pg_url)) as connection:
+        found = uncarried_objects(connection)
+    reflected = reflect_database(libpq_url(pg_url))
+
+    assert found == [
+        "composite type public.pair: a composite type",
+        "function audit.stamp(): outside the public schema",
+        "function public.f(): a comment",
+        "policy everyone on public.t: a row security policy",
+        "statistics object public.t_stats: extended statistics",
+        "table audit.log: outside the public schema",
+        "table public.child: inherits from t",
+        "table public.t: row level security is enabled",
+        "table public.t: storage parameters fillfactor=70",
+    ]
+    # the extension's views come with CREATE EXTENSION, not as views
+    assert [(o.kind, o.name) for o in reflected.objects if o.kind != "function"] == [
+        ("extension", "pg_stat_statements")
+    ]
+
+
+@pytest.mark.postgres
+def test_alembic_bookkeeping_is_not_reflected(pg_url: str) -> None:
+    """A `postgresql://` URL is read with psycopg; alembic_version is left out."""
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("create table t (id int primary key)")
+        connection.exec_driver_sql(
+            "create table alembic_version (version_num varchar(32) primary key)"
+        )
+    engine.dispose()
+
+    reflected = reflect_database(libpq_url(pg_url))
+
+    assert [t.name for t in reflected.tables] == ["t"]

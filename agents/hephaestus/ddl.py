@@ -674,9 +674,17 @@ class _SchemaBuilder:
         row = bisect.bisect_right(self.line_starts, index) - 1
         return self.first_line + row, index - self.line_starts[row] + 1
 
-    def _error(self, message: str, index: int) -> DDLError:
+    def _error(
+        self, message: str, index: int, *, undefined_table: str | None = None
+    ) -> DDLError:
         line, column = self._position(index)
-        return DDLError(message, path=self.source, line=line, column=column)
+        return DDLError(
+            message,
+            path=self.source,
+            line=line,
+            column=column,
+            undefined_table=undefined_table,
+        )
 
     def _refuse(self, index: int, message: str) -> None:
         line, column = self._position(index)
@@ -718,6 +726,7 @@ class _SchemaBuilder:
                 f"{what}: table {name} is not defined; create it earlier in this "
                 "file or in the schema this file builds on",
                 relation.location,
+                undefined_table=name,
             )
         return table
 

@@ -15,6 +15,7 @@ import itertools
 import keyword
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -69,15 +70,25 @@ _MODULE_NAMES = {
     "SQL_OBJECTS",
     "Any",
     "Base",
+    "CreateColumn",
+    "DeclarativeBase",
+    "Mapped",
     "NAMING_CONVENTION",
     "Optional",
+    "compiles",
     "datetime",
     "decimal",
     "enum",
+    "mapped_column",
     "postgresql",
+    "relationship",
     "sa",
     "uuid",
 }
+
+# the `info` key marking a column whose server default calls a function only
+# PostgreSQL has; models.py leaves such a default out elsewhere
+_POSTGRESQL_ONLY_KEY = "postgresql_only_default"
 
 _FUNCTION_DEFAULTS = {"now()": "sa.func.now()"}
 _SQL_KEYWORD_DEFAULTS = {"CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME"}
@@ -123,6 +134,9 @@ def render_models(spec: SchemaSpec, *, project: str) -> str:
     body.append("class Base(DeclarativeBase):")
     body.append("    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)")
     imports.orm.add("DeclarativeBase")
+    if _has_postgresql_only_default(spec):
+        body.extend(["", ""])
+        body.extend(_render_create_column_hook(imports))
 
     for enum_type in plan.enums:
         body.extend(["", ""])
@@ -220,6 +234,22 @@ def _imported(path: Path) -> Iterator[ModuleType]:
 _import_counter = itertools.count()
 
 
+# function calls every database sparc targets understands in a DEFAULT
+_PORTABLE_CALLS = {"now", "current_timestamp", "current_date", "current_time"}
+_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+
+
+def postgresql_only_default(expression: str) -> bool:
+    """Whether a server default calls a function only PostgreSQL has.
+
+    Such a default (gen_random_uuid(), timezone('utc', now()), ...) is left
+    out on SQLite and MariaDB, by the revisions and by `create_all` through
+    the models, and the column's Python default fills the column there.
+    """
+    unquoted = re.sub(r"'(?:[^']|'')*'", "''", expression)
+    return any(name.lower() not in _PORTABLE_CALLS for name in _CALL.findall(unquoted))
+
+
 # --- naming -----------------------------------------------------------------
 
 
@@ -232,19 +262,31 @@ def shorten_name(name: str, *, seed: str = "") -> str:
     return f"{keep}_{digest}"
 
 
+def _transliterated(name: str) -> str:
+    """`name` with its accents dropped (`café` -> `cafe`), for Python names."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(char for char in decomposed if not unicodedata.combining(char))
+
+
 def _pascal(name: str) -> str:
-    parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
+    parts = [p for p in re.split(r"[^0-9A-Za-z]+", _transliterated(name)) if p]
     joined = "".join(p[:1].upper() + p[1:] for p in parts) or "Table"
     return f"T{joined}" if joined[0].isdigit() else joined
 
 
 def _python_name(name: str) -> str:
-    safe = re.sub(r"\W", "_", name, flags=re.ASCII) or "column"
+    """A plain attribute name for `name`; `mapped_column` keeps the exact one.
+
+    Leading underscores go: declarative skips dunder names and Python mangles
+    private ones inside a class body, so `__class__` becomes `class__`.
+    """
+    ascii_name = re.sub(r"\W", "_", _transliterated(name), flags=re.ASCII)
+    safe = ascii_name.lstrip("_") or "column"
     if safe[0].isdigit():
         safe = f"c_{safe}"
     if keyword.iskeyword(safe) or keyword.issoftkeyword(safe):
         safe = f"{safe}_"
-    if safe in _RESERVED_ATTRIBUTES or safe.startswith("__"):
+    if safe in _RESERVED_ATTRIBUTES:
         safe = f"{safe}_"
     return safe
 
@@ -276,6 +318,9 @@ class _TableNames:
 
     class_name: str
     attributes: dict[str, str]
+    # set when the table is rendered as a Core `sa.Table` bound to this name
+    table_variable: str | None = None
+    link: bool = False
     primary_key: str | None = None
     foreign_keys: list[tuple[str, ForeignKey]] = field(default_factory=list)
     uniques: list[tuple[str, UniqueConstraint]] = field(default_factory=list)
@@ -297,6 +342,12 @@ class _Relationship:
     remote_side: str | None = None
     cascade_delete: bool = False
     post_update: bool = False
+    # many-to-many through a link table: its variable and, when both ends are
+    # the same class, the two join conditions
+    secondary: str | None = None
+    primaryjoin: str | None = None
+    secondaryjoin: str | None = None
+    passive_deletes: bool = False
 
 
 @dataclass
@@ -322,18 +373,27 @@ def _plan(spec: SchemaSpec) -> _Plan:
 
     names: dict[str, _TableNames] = {}
     relation_names = _reserved_relation_names(spec)
+    links = _link_tables(spec)
     for table in spec.tables:
-        class_name = _unique(_pascal(table.name), module_names)
         taken: set[str] = set()
         attributes = {
             c.name: _unique(_python_name(c.name), taken) for c in table.columns
         }
-        names[table.name] = _TableNames(class_name, attributes)
+        if table.primary_key is None or table.name in links:
+            variable = _unique(_python_name(table.name), module_names)
+            names[table.name] = _TableNames(
+                "", attributes, table_variable=variable, link=table.name in links
+            )
+        else:
+            class_name = _unique(_pascal(table.name), module_names)
+            names[table.name] = _TableNames(class_name, attributes)
         _name_constraints(table, names[table.name], relation_names)
 
     for table_name, columns in _cycle_closing_keys(spec):
         names[table_name].use_alter.add(columns)
     _plan_relationships(spec, names)
+    for table_name, keys in links.items():
+        _plan_link(table_name, keys, names)
     domains = {domain.name: domain.type for domain in spec.domains}
     domain_variables = {
         domain.name: _unique(
@@ -455,6 +515,110 @@ def _cycle_closing_keys(spec: SchemaSpec) -> list[tuple[str, tuple[str, ...]]]:
     return found
 
 
+def _link_tables(spec: SchemaSpec) -> dict[str, tuple[ForeignKey, ForeignKey]]:
+    """Pure link tables, by name, with their two foreign keys.
+
+    A link table holds nothing but two foreign keys to keyed tables, whose
+    columns together are its primary or a unique key, and no table refers to
+    it. It becomes a Core `Table` that both ends reach through `secondary`.
+    """
+    referenced = {
+        fk.ref_table
+        for table in spec.tables
+        for fk in table.foreign_keys
+        if fk.ref_table != table.name
+    }
+    links = {}
+    for table in spec.tables:
+        if len(table.foreign_keys) != 2 or table.name in referenced:
+            continue
+        first, second = sorted(table.foreign_keys, key=lambda fk: fk.columns)
+        columns = [*first.columns, *second.columns]
+        if len(set(columns)) != len(columns):
+            continue
+        if set(columns) != {c.name for c in table.columns}:
+            continue
+        if not _is_unique_key(table, columns):
+            continue
+        ends = [spec.table(fk.ref_table) for fk in (first, second)]
+        if all(
+            end is not None and end.name != table.name and end.primary_key
+            for end in ends
+        ):
+            links[table.name] = (first, second)
+    return links
+
+
+def _reference_stem(fk: ForeignKey) -> str:
+    """What a reference points at: `author` for `author_id`, else the table."""
+    column = fk.columns[0]
+    if len(fk.columns) == 1 and column.endswith("_id") and len(column) > 3:
+        return column[:-3]
+    return fk.ref_table
+
+
+def _plural(name: str) -> str:
+    if name.endswith(("ss", "x", "z", "ch", "sh")):
+        return f"{name}es"
+    if name.endswith("s"):
+        return name
+    if len(name) > 1 and name[-1] == "y" and name[-2] not in "aeiou":
+        return f"{name[:-1]}ies"
+    return f"{name}s"
+
+
+def _plan_link(
+    table_name: str, keys: tuple[ForeignKey, ForeignKey], names: dict[str, _TableNames]
+) -> None:
+    """The pair of many-to-many relationships a link table carries."""
+    link = names[table_name]
+    variable = link.table_variable
+    first, second = keys
+    near, far = names[first.ref_table], names[second.ref_table]
+    near_taken = {*near.attributes.values(), *(r.attribute for r in near.relationships)}
+    near_attr = _unique(_python_name(_plural(_reference_stem(second))), near_taken)
+    far_taken = near_taken if near is far else set()
+    far_taken |= {*far.attributes.values(), *(r.attribute for r in far.relationships)}
+    far_attr = _unique(_python_name(_plural(_reference_stem(first))), far_taken)
+
+    def join(fk: ForeignKey, end: _TableNames) -> str:
+        pairs = [
+            f"{end.class_name}.{end.attributes[remote]} == {variable}.c[{local!r}]"
+            for local, remote in zip(fk.columns, fk.ref_columns, strict=True)
+        ]
+        condition = pairs[0] if len(pairs) == 1 else f"sa.and_({', '.join(pairs)})"
+        return f"lambda: {condition}"
+
+    # when both ends are one class, the two keys cannot tell the ways apart
+    same = near is far
+    near.relationships.append(
+        _Relationship(
+            attribute=near_attr,
+            target_class=far.class_name,
+            back_populates=far_attr,
+            many=True,
+            optional=True,
+            secondary=f"lambda: {variable}",
+            primaryjoin=join(first, near) if same else None,
+            secondaryjoin=join(second, far) if same else None,
+            passive_deletes=first.on_delete == "CASCADE",
+        )
+    )
+    far.relationships.append(
+        _Relationship(
+            attribute=far_attr,
+            target_class=near.class_name,
+            back_populates=near_attr,
+            many=True,
+            optional=True,
+            secondary=f"lambda: {variable}",
+            primaryjoin=join(second, far) if same else None,
+            secondaryjoin=join(first, near) if same else None,
+            passive_deletes=second.on_delete == "CASCADE",
+        )
+    )
+
+
 def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None:
     taken = {
         table: set(table_names.attributes.values())
@@ -473,19 +637,15 @@ def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None
             if parent_table is None:
                 continue
             parent = names[fk.ref_table]
+            # a Core table has no class for a relationship to start or end at
+            if child.table_variable or parent.table_variable:
+                continue
             self_reference = fk.ref_table == table.name
             ambiguous = (
                 self_reference or pair_counts[frozenset((table.name, fk.ref_table))] > 1
             )
 
-            if (
-                len(fk.columns) == 1
-                and fk.columns[0].endswith("_id")
-                and len(fk.columns[0]) > 3
-            ):
-                child_base = _python_name(fk.columns[0][:-3])
-            else:
-                child_base = _python_name(fk.ref_table)
+            child_base = _python_name(_reference_stem(fk))
             child_attr = _unique(child_base, taken[table.name])
             parent_base = f"{table.name}_{child_attr}" if ambiguous else table.name
             parent_attr = _unique(_python_name(parent_base), taken[fk.ref_table])
@@ -551,6 +711,8 @@ class _Imports:
         self.modules: set[str] = {"sqlalchemy as sa"}
         self.typing: set[str] = set()
         self.orm: set[str] = {"Mapped", "mapped_column"}
+        # further `from sqlalchemy.<module> import <name>` lines
+        self.extra: set[str] = set()
         self.postgresql = False
 
     def lines(self) -> list[str]:
@@ -561,9 +723,13 @@ class _Imports:
         if out:
             out.append("")
         out.append("import sqlalchemy as sa")
+        sqlalchemy_parts = [
+            *self.extra,
+            f"from sqlalchemy.orm import {', '.join(sorted(self.orm))}",
+        ]
         if self.postgresql:
-            out.append("from sqlalchemy.dialects import postgresql")
-        out.append(f"from sqlalchemy.orm import {', '.join(sorted(self.orm))}")
+            sqlalchemy_parts.append("from sqlalchemy.dialects import postgresql")
+        out.extend(sorted(sqlalchemy_parts))
         return out
 
 
@@ -624,6 +790,54 @@ def _render_domain(domain: Domain, plan: _Plan, imports: _Imports) -> list[str]:
     return _fit("", f"{variable} = postgresql.DOMAIN(", args)
 
 
+def _has_postgresql_only_default(spec: SchemaSpec) -> bool:
+    return any(
+        _postgresql_only_column_default(column)
+        for table in spec.tables
+        for column in table.columns
+    )
+
+
+def _postgresql_only_column_default(column: Column) -> bool:
+    default = column.default
+    return (
+        default is not None
+        and not column.serial
+        and postgresql_only_default(default.strip())
+    )
+
+
+def _render_create_column_hook(imports: _Imports) -> list[str]:
+    """A DDL hook that leaves PostgreSQL-only server defaults to PostgreSQL.
+
+    `create_all` on SQLite or MariaDB would otherwise write a DEFAULT calling
+    a function the database lacks (MariaDB refuses the table, SQLite fails at
+    the first insert); the revisions leave such a default out there too.
+    """
+    imports.typing.add("Any")
+    imports.extra.add("from sqlalchemy.ext.compiler import compiles")
+    imports.extra.add("from sqlalchemy.schema import CreateColumn")
+    return [
+        "# Columns marked in their info have a server default calling a function",
+        "# only PostgreSQL has: the other databases create them without it, and",
+        "# the column's Python default, when it has one, fills them there.",
+        "@compiles(CreateColumn)",
+        "def _create_column(create: CreateColumn, compiler: Any, **kw: Any) -> Any:",
+        "    column = create.element",
+        "    if compiler.dialect.name == 'postgresql' or not column.info.get(",
+        f"        {_POSTGRESQL_ONLY_KEY!r}",
+        "    ):",
+        "        return compiler.visit_create_column(create, **kw)",
+        "    # the compiler belongs to this one statement: the column alone is",
+        "    # written without its DEFAULT",
+        "    compiler.get_column_default_string = lambda column: None",
+        "    try:",
+        "        return compiler.visit_create_column(create, **kw)",
+        "    finally:",
+        "        del compiler.get_column_default_string",
+    ]
+
+
 def _render_postgresql_records(spec: SchemaSpec) -> list[str]:
     lines: list[str] = []
     if spec.partitions:
@@ -669,8 +883,13 @@ def _string_literal(text: str, indent: str) -> list[str]:
 
 def _render_table(table: Table, plan: _Plan, imports: _Imports) -> list[str]:
     names = plan.names[table.name]
+    if names.table_variable:
+        return _render_core_table(table, names, plan, imports)
     lines = [f"class {names.class_name}(Base):", f"    __tablename__ = {table.name!r}"]
-    table_args = _table_args(table, names, imports)
+    table_args = _table_args(table, names, " " * 8)
+    keywords = [f"{key!r}: {value}" for key, value in _table_keywords(table)]
+    if keywords:
+        table_args.append(_fit(" " * 8, "{", keywords, "},"))
     if table_args:
         lines.append("    __table_args__ = (")
         for arg in table_args:
@@ -684,6 +903,31 @@ def _render_table(table: Table, plan: _Plan, imports: _Imports) -> list[str]:
         imports.orm.add("relationship")
     for rel in names.relationships:
         lines.extend(_render_relationship(rel, imports))
+    return lines
+
+
+def _render_core_table(
+    table: Table, names: _TableNames, plan: _Plan, imports: _Imports
+) -> list[str]:
+    """A table without a class: a link table, or one without a primary key.
+
+    The ORM maps rows by their key, so a table lacking one stays a Core table;
+    a link table's rows are written through the `secondary` relationships.
+    """
+    if names.link:
+        lines = ["# a link table: its rows are the pairs of the relationships"]
+    else:
+        lines = ["# no primary key: a Core table, outside the ORM's identity map"]
+    lines += [f"{names.table_variable} = sa.Table(", f"    {table.name!r},"]
+    lines.append("    Base.metadata,")
+    for column in table.columns:
+        args = _column_args(column, table, names, plan, imports, named=True)
+        lines.extend(_fit("    ", "sa.Column(", args, "),"))
+    for arg in _table_args(table, names, " " * 4):
+        lines.extend(arg)
+    for key, value in _table_keywords(table):
+        lines.append(f"    {key}={value},")
+    lines.append(")")
     return lines
 
 
@@ -704,8 +948,8 @@ def _convention_fk_name(fk: ForeignKey, table: Table) -> str:
     return f"fk_{table.name}_{'_'.join(fk.columns)}_{fk.ref_table}"
 
 
-def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[list[str]]:
-    indent = " " * 8
+def _table_args(table: Table, names: _TableNames, indent: str) -> list[list[str]]:
+    """The constraints and indexes not spelled on a column, one item each."""
     args: list[list[str]] = []
     if table.primary_key and not _inline_primary_key(table, names):
         columns = [repr(c) for c in table.primary_key.columns]
@@ -731,14 +975,16 @@ def _table_args(table: Table, names: _TableNames, imports: _Imports) -> list[lis
         args.append(_fit(indent, "sa.CheckConstraint(", options, "),"))
     for name, index in names.indexes:
         args.append(_fit(indent, "sa.Index(", _index_args(name, index, table), "),"))
+    return args
+
+
+def _table_keywords(table: Table) -> list[tuple[str, str]]:
     keywords = []
     if table.comment is not None:
-        keywords.append(f"'comment': {table.comment!r}")
+        keywords.append(("comment", repr(table.comment)))
     if table.partition_by is not None:
-        keywords.append(f"'postgresql_partition_by': {table.partition_by!r}")
-    if keywords:
-        args.append(_fit(indent, "{", keywords, "},"))
-    return args
+        keywords.append(("postgresql_partition_by", repr(table.partition_by)))
+    return keywords
 
 
 def _check_name(name: str, table: Table) -> str:
@@ -818,10 +1064,9 @@ def _render_column(
     column: Column, table: Table, names: _TableNames, plan: _Plan, imports: _Imports
 ) -> list[str]:
     attribute = names.attributes[column.name]
+    named = attribute != column.name
+    args = _column_args(column, table, names, plan, imports, named=named)
     in_pk = table.primary_key is not None and column.name in table.primary_key.columns
-    single_pk = (
-        in_pk and table.primary_key is not None and len(table.primary_key.columns) == 1
-    )
     nullable = column.nullable and not in_pk
     column_type = _resolved_type(column.type, plan)
     python_type = _python_type(column_type, plan, imports)
@@ -832,6 +1077,28 @@ def _render_column(
             python_type = "dict[str, Any]"
         elif literal.startswith("["):
             python_type = "list[Any]"
+    annotation = f"Optional[{python_type}]" if nullable else python_type
+    if nullable:
+        imports.typing.add("Optional")
+    return _fit("    ", f"{attribute}: Mapped[{annotation}] = mapped_column(", args)
+
+
+def _column_args(
+    column: Column,
+    table: Table,
+    names: _TableNames,
+    plan: _Plan,
+    imports: _Imports,
+    *,
+    named: bool,
+) -> list[str]:
+    """A column's arguments, its name first when `named`."""
+    in_pk = table.primary_key is not None and column.name in table.primary_key.columns
+    single_pk = (
+        in_pk and table.primary_key is not None and len(table.primary_key.columns) == 1
+    )
+    nullable = column.nullable and not in_pk
+    column_type = _resolved_type(column.type, plan)
     integer = (
         column_type.kind in ("smallint", "integer", "bigint")
         and not column_type.dimensions
@@ -841,7 +1108,7 @@ def _render_column(
     )
 
     args: list[str] = []
-    if attribute != column.name:
+    if named:
         args.append(repr(column.name))
     rendered_type = _sa_type(column_type, plan, imports, sqlite_rowid=generated_key)
     if column.type.kind == "domain" and not column.type.dimensions:
@@ -878,13 +1145,11 @@ def _render_column(
             imports.modules.add("uuid")
             args.append("default=uuid.uuid4")
         args.append(f"server_default={_server_default(default)}")
+        if _postgresql_only_column_default(column):
+            args.append(f"info={{{_POSTGRESQL_ONLY_KEY!r}: True}}")
     if column.comment is not None:
         args.append(f"comment={column.comment!r}")
-
-    annotation = f"Optional[{python_type}]" if nullable else python_type
-    if nullable:
-        imports.typing.add("Optional")
-    return _fit("    ", f"{attribute}: Mapped[{annotation}] = mapped_column(", args)
+    return args
 
 
 def _server_default(default: str) -> str:
@@ -938,13 +1203,22 @@ def _render_relationship(rel: _Relationship, imports: _Imports) -> list[str]:
         annotation = f"Optional[{target}]"
     else:
         annotation = target
-    options = [f"back_populates={rel.back_populates!r}"]
+    options = []
+    if rel.secondary:
+        options.append(f"secondary={rel.secondary}")
+    if rel.primaryjoin:
+        options.append(f"primaryjoin={rel.primaryjoin}")
+    if rel.secondaryjoin:
+        options.append(f"secondaryjoin={rel.secondaryjoin}")
+    options.append(f"back_populates={rel.back_populates!r}")
     if rel.foreign_keys:
         options.append(f"foreign_keys={rel.foreign_keys!r}")
     if rel.remote_side:
         options.append(f"remote_side={rel.remote_side!r}")
     if rel.cascade_delete:
         options.append("cascade='all, delete-orphan'")
+    if rel.cascade_delete or rel.passive_deletes:
+        # the database deletes the rows: the ORM need not load them first
         options.append("passive_deletes=True")
     if rel.post_update:
         # the row pair of a cycle is written first, then linked by an UPDATE

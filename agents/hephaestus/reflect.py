@@ -14,6 +14,12 @@ partitions, which is why the catalog is read directly.
 SQLite and MariaDB are read through SQLAlchemy's inspector: tables, columns,
 keys, unique constraints, checks and indexes.
 
+Objects an extension made come back with its CREATE EXTENSION and are not
+read one by one; Alembic's `alembic_version` table is bookkeeping, not schema,
+and is left out. Views, functions and aggregates are ordered so that each comes
+after what it uses. `uncarried_objects` lists what the catalog holds that
+reflection does not carry, so a caller can refuse instead of losing it.
+
 Nothing is written: PostgreSQL and MariaDB run the reads in a transaction
 declared READ ONLY, and SQLite's connection is rolled back.
 """
@@ -48,7 +54,17 @@ from sparc.errors import InputError
 
 log = structlog.get_logger(__name__)
 
-__all__ = ["catalog_ddl", "reflect_database", "spec_differences"]
+__all__ = [
+    "VERSION_TABLE",
+    "catalog_ddl",
+    "read_only_connection",
+    "reflect_database",
+    "spec_differences",
+    "uncarried_objects",
+]
+
+# Alembic's bookkeeping table: never part of a reflected schema
+VERSION_TABLE = "alembic_version"
 
 _PG_SETUP = (
     "SET TRANSACTION READ ONLY",
@@ -57,27 +73,36 @@ _PG_SETUP = (
     "SET LOCAL TimeZone TO 'UTC'",
 )
 
-_ENUMS = """
+
+def _own(alias: str, catalog: str = "pg_class") -> str:
+    """SQL: the object `alias` was not made by an extension (which makes it again)."""
+    return (
+        f"not exists (select 1 from pg_depend e where e.objid = {alias}.oid "
+        f"and e.classid = '{catalog}'::regclass and e.deptype = 'e')"
+    )
+
+
+_ENUMS = f"""
 select t.typname, array_agg(e.enumlabel order by e.enumsortorder)
   from pg_type t join pg_enum e on e.enumtypid = t.oid
   join pg_namespace n on n.oid = t.typnamespace
- where n.nspname = 'public'
+ where n.nspname = 'public' and {_own("t", "pg_type")}
  group by t.oid, t.typname order by t.oid
 """
-_DOMAINS = """
+_DOMAINS = f"""
 select t.typname, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
        t.typdefault,
        coalesce((select array_agg(c.conname || ' ' || pg_get_constraintdef(c.oid)
                                   order by c.conname)
-                   from pg_constraint c where c.contypid = t.oid), '{}')
+                   from pg_constraint c where c.contypid = t.oid), '{{}}')
   from pg_type t join pg_namespace n on n.oid = t.typnamespace
- where n.nspname = 'public' and t.typtype = 'd'
+ where n.nspname = 'public' and t.typtype = 'd' and {_own("t", "pg_type")}
  order by t.oid
 """
 _EXTENSIONS = """
 select e.extname from pg_extension e where e.extname <> 'plpgsql' order by e.extname
 """
-_SEQUENCES = """
+_SEQUENCES = f"""
 select c.relname, format_type(s.seqtypid, null), s.seqstart, s.seqincrement,
        s.seqmin, s.seqmax, s.seqcache, s.seqcycle,
        (select t.relname || '.' || a.attname
@@ -87,16 +112,17 @@ select c.relname, format_type(s.seqtypid, null), s.seqstart, s.seqincrement,
            and d.deptype = 'a')
   from pg_class c join pg_sequence s on s.seqrelid = c.oid
   join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = 'public' and c.relkind = 'S'
+ where n.nspname = 'public' and c.relkind = 'S' and {_own("c")}
    and not exists (select 1 from pg_depend d where d.objid = c.oid
                    and d.classid = 'pg_class'::regclass and d.deptype = 'i')
  order by c.relname
 """
-_TABLES = """
+_TABLES = f"""
 select c.oid, c.relname, c.relkind = 'p', pg_get_partkeydef(c.oid),
        obj_description(c.oid, 'pg_class')
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relispartition
+   and {_own("c")}
  order by c.oid
 """
 _COLUMNS = """
@@ -116,15 +142,15 @@ select c.relname, p.relname, pg_get_expr(c.relpartbound, c.oid)
  where n.nspname = 'public' and c.relispartition and c.relkind in ('r', 'p')
  order by c.oid
 """
-_CONSTRAINTS = """
+_CONSTRAINTS = f"""
 select c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid)
   from pg_constraint k join pg_class c on c.oid = k.conrelid
   join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = 'public' and not c.relispartition and k.conislocal
-   and k.contype in ('p', 'u', 'c', 'f', 'x')
+   and k.contype in ('p', 'u', 'c', 'f', 'x') and {_own("c")}
  order by k.contype = 'f', c.oid, k.contype, k.conname
 """
-_INDEXES = """
+_INDEXES = f"""
 select pg_get_indexdef(i.indexrelid)
   from pg_index i join pg_class c on c.oid = i.indrelid
   join pg_class x on x.oid = i.indexrelid
@@ -132,26 +158,24 @@ select pg_get_indexdef(i.indexrelid)
  where n.nspname = 'public' and c.relkind in ('r', 'p', 'm') and not c.relispartition
    and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid
                    and k.contype in ('p', 'u', 'x'))
+   and {_own("c")}
  order by c.oid, x.relname
 """
-_VIEWS = """
-select c.relname, c.relkind, pg_get_viewdef(c.oid)
+_VIEWS = f"""
+select c.oid, c.relname, c.relkind, pg_get_viewdef(c.oid)
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = 'public' and c.relkind in ('v', 'm')
+ where n.nspname = 'public' and c.relkind in ('v', 'm') and {_own("c")}
  order by c.oid
 """
-_NOT_IN_EXTENSION = """
-not exists (select 1 from pg_depend d where d.objid = p.oid
-            and d.classid = 'pg_proc'::regclass and d.deptype = 'e')
-"""
+_NOT_IN_EXTENSION = _own("p", "pg_proc")
 _FUNCTIONS = f"""
-select pg_get_functiondef(p.oid)
+select p.oid, pg_get_functiondef(p.oid)
   from pg_proc p join pg_namespace n on n.oid = p.pronamespace
  where n.nspname = 'public' and p.prokind in ('f', 'p') and {_NOT_IN_EXTENSION}
  order by p.oid
 """
 _AGGREGATES = f"""
-select p.proname, pg_get_function_identity_arguments(p.oid),
+select p.oid, p.proname, pg_get_function_identity_arguments(p.oid),
        a.aggtransfn::regproc::text, format_type(a.aggtranstype, null),
        nullif(a.aggfinalfn::oid, 0)::regproc::text, a.agginitval
   from pg_proc p join pg_aggregate a on a.aggfnoid = p.oid
@@ -159,27 +183,160 @@ select p.proname, pg_get_function_identity_arguments(p.oid),
  where n.nspname = 'public' and p.prokind = 'a' and {_NOT_IN_EXTENSION}
  order by p.oid
 """
-_TRIGGERS = """
+# what views and routines use: a view's rule names the relations, row types
+# and functions it reads; a routine names its argument and result types
+_OBJECT_DEPENDENCIES = """
+select case when d.classid = 'pg_rewrite'::regclass then 'class' else 'proc' end,
+       case when d.classid = 'pg_rewrite'::regclass then r.ev_class
+            else d.objid end,
+       case when d.refclassid = 'pg_proc'::regclass then 'proc' else 'class' end,
+       case when d.refclassid = 'pg_type'::regclass then t.typrelid
+            else d.refobjid end
+  from pg_depend d
+  left join pg_rewrite r on d.classid = 'pg_rewrite'::regclass and r.oid = d.objid
+  left join pg_type t on d.refclassid = 'pg_type'::regclass and t.oid = d.refobjid
+ where d.classid in ('pg_rewrite'::regclass, 'pg_proc'::regclass)
+   and d.refclassid in ('pg_proc'::regclass, 'pg_class'::regclass,
+                        'pg_type'::regclass)
+   and d.deptype = 'n'
+"""
+_TRIGGERS = f"""
 select pg_get_triggerdef(t.oid)
   from pg_trigger t join pg_class c on c.oid = t.tgrelid
   join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = 'public' and not t.tgisinternal and t.tgparentid = 0
+   and {_own("c")}
  order by c.oid, t.tgname
 """
-_COMMENTS = """
+_COMMENTS = f"""
 select c.relname, c.relkind, obj_description(c.oid, 'pg_class')
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where n.nspname = 'public' and c.relkind in ('v', 'm')
-   and obj_description(c.oid, 'pg_class') is not null
+   and obj_description(c.oid, 'pg_class') is not null and {_own("c")}
  order by c.oid
+"""
+
+
+# schemas other than public that hold users' objects
+_ELSEWHERE = "n.nspname not in ('public', 'information_schema') and n.nspname !~ '^pg_'"
+# what the catalog holds that reflection leaves out, one row per object with
+# the reason; pg_identify_object names each the same way
+_UNCARRIED = f"""
+with found(classid, objid, subid, reason) as (
+  select 'pg_class'::regclass::oid, c.oid, 0, 'outside the public schema'
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where {_ELSEWHERE} and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S', 'c')
+     and {_own("c")}
+     and not exists (select 1 from pg_depend o where o.objid = c.oid
+                     and o.classid = 'pg_class'::regclass and o.deptype in ('a', 'i')
+                     and c.relkind = 'S')
+  union all
+  select 'pg_proc'::regclass::oid, p.oid, 0, 'outside the public schema'
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where {_ELSEWHERE} and {_own("p", "pg_proc")}
+  union all
+  select 'pg_type'::regclass::oid, t.oid, 0, 'outside the public schema'
+    from pg_type t join pg_namespace n on n.oid = t.typnamespace
+   where {_ELSEWHERE} and t.typtype in ('e', 'd', 'r', 'b') and t.typcategory <> 'A'
+     and {_own("t", "pg_type")}
+  union all
+  select 'pg_class'::regclass::oid, c.oid, 0,
+         case c.relkind when 'f' then 'a foreign table' else 'a composite type' end
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind in ('f', 'c') and {_own("c")}
+  union all
+  select 'pg_type'::regclass::oid, t.oid, 0,
+         case t.typtype when 'r' then 'a range type' else 'a base type' end
+    from pg_type t join pg_namespace n on n.oid = t.typnamespace
+   where n.nspname = 'public' and t.typtype in ('r', 'b') and t.typcategory <> 'A'
+     and {_own("t", "pg_type")}
+  union all
+  select 'pg_class'::regclass::oid, c.oid, 0, reason
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace,
+         lateral (values
+           (case when c.relpersistence = 'u' then 'unlogged' end),
+           (case when c.relrowsecurity then 'row level security is enabled' end),
+           (case when c.reloptions is not null
+                 then 'storage parameters ' || array_to_string(c.reloptions, ', ')
+            end)) as r(reason)
+   where n.nspname = 'public' and c.relkind in ('r', 'p', 'm') and {_own("c")}
+     and reason is not null
+  union all
+  select 'pg_class'::regclass::oid, c.oid, 0,
+         'inherits from ' || i.inhparent::regclass::text
+    from pg_inherits i join pg_class c on c.oid = i.inhrelid
+    join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and not c.relispartition and {_own("c")}
+  union all
+  select 'pg_class'::regclass::oid, c.oid, a.attnum,
+         'collation ' || quote_ident(k.collname)
+    from pg_attribute a join pg_type t on t.oid = a.atttypid
+    join pg_class c on c.oid = a.attrelid
+    join pg_namespace n on n.oid = c.relnamespace
+    join pg_collation k on k.oid = a.attcollation
+   where n.nspname = 'public' and c.relkind in ('r', 'p') and a.attnum > 0
+     and not a.attisdropped and a.attcollation <> t.typcollation and {_own("c")}
+  union all
+  select 'pg_policy'::regclass::oid, y.oid, 0, 'a row security policy'
+    from pg_policy y join pg_class c on c.oid = y.polrelid
+    join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public'
+  union all
+  select 'pg_rewrite'::regclass::oid, w.oid, 0, 'a rule'
+    from pg_rewrite w join pg_class c on c.oid = w.ev_class
+    join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and w.rulename <> '_RETURN' and {_own("c")}
+  union all
+  select 'pg_statistic_ext'::regclass::oid, x.oid, 0, 'extended statistics'
+    from pg_statistic_ext x join pg_namespace n on n.oid = x.stxnamespace
+   where n.nspname = 'public'
+  union all
+  select 'pg_proc'::regclass::oid, p.oid, 0, 'a window function'
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = 'public' and p.prokind = 'w' and {_own("p", "pg_proc")}
+  union all
+  select 'pg_operator'::regclass::oid, o.oid, 0, 'an operator'
+    from pg_operator o join pg_namespace n on n.oid = o.oprnamespace
+   where n.nspname = 'public' and {_own("o", "pg_operator")}
+  union all
+  select 'pg_collation'::regclass::oid, k.oid, 0, 'a collation'
+    from pg_collation k join pg_namespace n on n.oid = k.collnamespace
+   where n.nspname = 'public' and {_own("k", "pg_collation")}
+  union all
+  select 'pg_ts_config'::regclass::oid, s.oid, 0, 'a text search configuration'
+    from pg_ts_config s join pg_namespace n on n.oid = s.cfgnamespace
+   where n.nspname = 'public' and {_own("s", "pg_ts_config")}
+  union all
+  select 'pg_ts_dict'::regclass::oid, s.oid, 0, 'a text search dictionary'
+    from pg_ts_dict s join pg_namespace n on n.oid = s.dictnamespace
+   where n.nspname = 'public' and {_own("s", "pg_ts_dict")}
+  union all
+  select 'pg_event_trigger'::regclass::oid, v.oid, 0, 'an event trigger'
+    from pg_event_trigger v where {_own("v", "pg_event_trigger")}
+  union all
+  select d.classoid, d.objoid, d.objsubid, 'a comment'
+    from pg_description d,
+         lateral pg_identify_object(d.classoid, d.objoid, d.objsubid) i
+   where i.schema = 'public'
+     and i.type not in ('table', 'table column', 'view', 'materialized view')
+     and not exists (select 1 from pg_depend e where e.classid = d.classoid
+                     and e.objid = d.objoid and e.deptype = 'e')
+)
+select i.type || ' ' || i.identity || ': ' || f.reason
+  from found f, lateral pg_identify_object(f.classid, f.objid, f.subid) i
+ order by 1
 """
 
 
 def reflect_database(url: str) -> SchemaSpec:
     """Describe the live database at `url` as a SchemaSpec, reading only.
 
+    Alembic's own `alembic_version` table is left out: it is bookkeeping that
+    revisions make themselves, not part of the schema.
+
     Args:
-        url: a SQLAlchemy URL (postgresql+psycopg://, sqlite:///, mysql+pymysql://).
+        url: a SQLAlchemy URL (postgresql+psycopg://, sqlite:///, mysql+pymysql://);
+            `postgresql://` is read with psycopg.
 
     Returns:
         The public schema (PostgreSQL) or the database's tables.
@@ -188,17 +345,42 @@ def reflect_database(url: str) -> SchemaSpec:
         InputError: the URL is for another database, the server cannot be
             reached, or the catalog holds something a SchemaSpec cannot carry.
     """
+    with read_only_connection(url) as connection:
+        engine = connection.engine
+        if engine.dialect.name == "postgresql":
+            spec = parse_sql(
+                catalog_ddl(connection),
+                source=f"catalog of database {engine.url.database}",
+            ).spec
+        else:
+            spec = _inspected(connection)
+    spec = spec.model_copy(
+        update={"tables": [t for t in spec.tables if t.name != VERSION_TABLE]}
+    )
+    log.info(
+        "database_reflected",
+        url=engine.url.render_as_string(hide_password=True),
+        tables=len(spec.tables),
+        objects=len(spec.objects),
+    )
+    return spec
+
+
+@contextmanager
+def read_only_connection(url: str) -> Iterator[Connection]:
+    """A connection to `url` whose reads run in a transaction that writes nothing.
+
+    PostgreSQL and MariaDB declare the transaction READ ONLY; every
+    connection is rolled back at the end.
+
+    Raises:
+        InputError: the URL is not one sparc reads, its driver is missing, or
+            the server cannot be reached.
+    """
     engine = _engine(url)
-    shown = engine.url.render_as_string(hide_password=True)
     try:
         with _read_only(engine) as connection:
-            if engine.dialect.name == "postgresql":
-                spec = parse_sql(
-                    catalog_ddl(connection),
-                    source=f"catalog of database {engine.url.database}",
-                ).spec
-            else:
-                spec = _inspected(connection)
+            yield connection
     except sa.exc.OperationalError as error:
         raise InputError(
             f"cannot read the database ({error.orig}); check the URL and that "
@@ -207,27 +389,40 @@ def reflect_database(url: str) -> SchemaSpec:
         ) from error
     finally:
         engine.dispose()
-    log.info(
-        "database_reflected",
-        url=shown,
-        tables=len(spec.tables),
-        objects=len(spec.objects),
-    )
-    return spec
+
+
+def uncarried_objects(connection: Connection) -> list[str]:
+    """What the PostgreSQL catalog holds that a reflected SchemaSpec leaves out.
+
+    Objects outside the public schema, kinds reflection does not read (foreign
+    tables, composite, range and base types, rules, row security, inheritance,
+    collations, operators, text search objects, extended statistics, event
+    triggers, window functions), column collations, storage parameters and
+    comments on objects other than tables, columns and views. Objects made by
+    an extension come with the extension and are not listed.
+
+    Returns:
+        One line per object, `kind identity: reason`, sorted.
+    """
+    return [row[0] for row in connection.exec_driver_sql(_UNCARRIED).all()]
 
 
 def _engine(url: str) -> sa.Engine:
     try:
-        backend = sa.engine.make_url(url).get_backend_name()
+        parsed = sa.engine.make_url(url)
     except sa.exc.ArgumentError as error:
         raise InputError(f"{error}; give a SQLAlchemy URL", field="url") from error
+    if parsed.drivername in ("postgresql", "postgres"):
+        # psycopg (3) is the driver sparc installs; psycopg2 may be absent
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
     if backend not in ("postgresql", "sqlite", "mysql", "mariadb"):
         raise InputError(
             f"cannot reflect {backend}: sparc reads PostgreSQL, SQLite and MariaDB",
             field="url",
         )
     try:
-        return sa.create_engine(url)
+        return sa.create_engine(parsed)
     except (ImportError, sa.exc.NoSuchModuleError) as error:
         raise InputError(
             f"the database driver of {backend} is not installed ({error})",
@@ -349,32 +544,70 @@ def catalog_ddl(connection: Connection) -> str:
         )
     statements.extend(owned)
 
-    for name, kind, definition in rows(_VIEWS):
-        body = definition.strip().rstrip(";")
-        if kind == "m":
-            statements.append(
-                f"CREATE MATERIALIZED VIEW {_ident(name)} AS {body} WITH NO DATA"
-            )
-        else:
-            statements.append(f"CREATE VIEW {_ident(name)} AS {body}")
-    for name, kind, comment in rows(_COMMENTS):
-        what = "MATERIALIZED VIEW" if kind == "m" else "VIEW"
-        statements.append(f"COMMENT ON {what} {_ident(name)} IS {_literal(comment)}")
-    # after the views: an index on a materialized view travels with it
-    statements.extend(definition for (definition,) in rows(_INDEXES))
-    statements.extend(definition.strip() for (definition,) in rows(_FUNCTIONS))
-    for name, arguments, transition, state, final, initial in rows(_AGGREGATES):
+    # views and routines in an order that creates what each uses first
+    routines: list[tuple[tuple[str, int], str]] = [
+        (("proc", oid), definition.strip()) for oid, definition in rows(_FUNCTIONS)
+    ]
+    for oid, name, arguments, transition, state, final, initial in rows(_AGGREGATES):
         options = [f"SFUNC = {transition}", f"STYPE = {state}"]
         if final is not None:
             options.append(f"FINALFUNC = {final}")
         if initial is not None:
             options.append(f"INITCOND = {_literal(initial)}")
-        statements.append(
-            f"CREATE AGGREGATE {_ident(name)}({arguments or '*'}) "
-            f"({', '.join(options)})"
+        routines.append(
+            (
+                ("proc", oid),
+                f"CREATE AGGREGATE {_ident(name)}({arguments or '*'}) "
+                f"({', '.join(options)})",
+            )
         )
+    for oid, name, kind, definition in rows(_VIEWS):
+        body = definition.strip().rstrip(";")
+        if kind == "m":
+            sql = f"CREATE MATERIALIZED VIEW {_ident(name)} AS {body} WITH NO DATA"
+        else:
+            sql = f"CREATE VIEW {_ident(name)} AS {body}"
+        routines.append((("class", oid), sql))
+    uses: dict[tuple[str, int], set[tuple[str, int]]] = {}
+    for kind, oid, used_kind, used_oid in rows(_OBJECT_DEPENDENCIES):
+        uses.setdefault((kind, oid), set()).add((used_kind, used_oid))
+    statements.extend(_dependencies_first(routines, uses))
+
+    for name, kind, comment in rows(_COMMENTS):
+        what = "MATERIALIZED VIEW" if kind == "m" else "VIEW"
+        statements.append(f"COMMENT ON {what} {_ident(name)} IS {_literal(comment)}")
+    # after the views: an index on a materialized view travels with it
+    statements.extend(definition for (definition,) in rows(_INDEXES))
     statements.extend(definition for (definition,) in rows(_TRIGGERS))
     return ";\n\n".join(statements) + ";\n" if statements else ""
+
+
+def _dependencies_first(
+    items: list[tuple[tuple[str, int], str]],
+    uses: dict[tuple[str, int], set[tuple[str, int]]],
+) -> list[str]:
+    """Statements ordered so that each comes after those it uses.
+
+    Among statements free to go, the given order is kept. A loop (which
+    PostgreSQL itself would not allow) leaves its statements in that order.
+    """
+    pending = list(items)
+    keys = {key for key, _ in items}
+    done: set[tuple[str, int]] = set()
+    ordered: list[str] = []
+    while pending:
+        ready = next(
+            (
+                entry
+                for entry in pending
+                if not (uses.get(entry[0], set()) & keys) - done - {entry[0]}
+            ),
+            pending[0],
+        )
+        pending.remove(ready)
+        done.add(ready[0])
+        ordered.append(ready[1])
+    return ordered
 
 
 def _column_definition(table: str, row: typing.Any, comments: list[str]) -> str:

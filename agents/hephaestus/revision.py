@@ -36,7 +36,10 @@ from sqlalchemy.sql.elements import TextClause, conv
 from sqlalchemy.sql.functions import FunctionElement
 
 from sparc.agents.hephaestus.ddl import Rename
-from sparc.agents.hephaestus.models_render import iter_enum_types
+from sparc.agents.hephaestus.models_render import (
+    iter_enum_types,
+    postgresql_only_default,
+)
 from sparc.agents.hephaestus.spec import (
     ColumnType,
     Domain,
@@ -969,22 +972,6 @@ def _render_item(type_: str, obj: Any, context: AutogenContext) -> str | bool:
     if type_ == "server_default":
         return _render_server_default(obj)
     return False
-
-
-# function calls every database sparc targets understands in a DEFAULT
-_PORTABLE_CALLS = {"now", "current_timestamp", "current_date", "current_time"}
-_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
-
-
-def postgresql_only_default(expression: str) -> bool:
-    """Whether a server default calls a function only PostgreSQL has.
-
-    Such a default (gen_random_uuid(), timezone('utc', now()), ...) is left
-    out on SQLite and MariaDB, where the models' Python default fills the
-    column instead.
-    """
-    unquoted = re.sub(r"'(?:[^']|'')*'", "''", expression)
-    return any(name.lower() not in _PORTABLE_CALLS for name in _CALL.findall(unquoted))
 
 
 # helpers a revision defines when its operations need them

@@ -102,8 +102,6 @@ def compare_server_default(
     # SQLite and MariaDB reflect now() as CURRENT_TIMESTAMP and true as 1: the
     # same default; the revisions leave out defaults calling PostgreSQL-only
     # functions there. Anything else is left to Alembic's own comparison.
-    if context.dialect.name == "postgresql":  # type: ignore[attr-defined]
-        return None
     if default_key(inspected_default) == default_key(rendered_metadata_default):
         return False
     text = getattr(getattr(metadata_default, "arg", None), "text", None)
@@ -183,6 +181,11 @@ def database_url() -> str:
         ":memory:",
     ):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # the bare scheme means psycopg2, which sparc does not install
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(
+            hide_password=False
+        )
     return url
 
 
@@ -190,7 +193,11 @@ def configure_options(dialect_name: str) -> dict[str, object]:
     return {
         "target_metadata": target_metadata,
         "compare_type": True,
-        "compare_server_default": compare_server_default,
+        # PostgreSQL's defaults are compared by Alembic itself, which also
+        # understands identity columns (a callable here is handed them raw)
+        "compare_server_default": (
+            True if dialect_name == "postgresql" else compare_server_default
+        ),
         "include_object": include_object,
         "process_revision_directives": process_revision_directives,
         # SQLite cannot ALTER constraints or columns in place: recreate tables

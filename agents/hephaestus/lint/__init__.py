@@ -182,6 +182,8 @@ def lint_path(
     """
     settings = settings or ReviewSettings()
     target = Path(path)
+    if not target.exists():
+        raise InputError("does not exist; check the path", path=target)
     if target.is_file():
         findings, suppressed = _lint_schema_file(
             target, context=context, display=None, targets=_targets(settings)

@@ -135,6 +135,7 @@ def lint_migrations(
     shown = display or str(root)
     dialects = {target.lower() for target in targets}
     binary = squawk or find_squawk()
+    copies_unguarded = not _env_switches_foreign_keys_off(root)
 
     findings: list[Finding] = []
     if binary is None:
@@ -168,7 +169,14 @@ def lint_migrations(
         for revision in revisions:
             where = f"{shown}/{_relative(Path(revision.path), root)}"
             spec, found = _lint_revision(
-                revision, env_dir, versions, where, spec, dialects, binary
+                revision,
+                env_dir,
+                versions,
+                where,
+                spec,
+                dialects,
+                binary,
+                copies_unguarded=copies_unguarded,
             )
             findings.extend(found)
     log.info("migrations_linted", path=shown, findings=len(findings))
@@ -180,6 +188,31 @@ def _relative(path: Path, root: Path) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return path.name
+
+
+_FOREIGN_KEYS_OFF = re.compile(r"pragma\s+foreign_keys\s*=\s*(off|0|false|no)\b")
+
+
+def _env_switches_foreign_keys_off(alembic_dir: Path) -> bool:
+    """Whether the folder's env.py turns SQLite's foreign keys off.
+
+    SQLite takes `PRAGMA foreign_keys` only outside a transaction, so only the
+    environment (not a revision) can guard batch-mode table copies; a literal
+    in env.py's code (not a comment) is taken as that guard.
+    """
+    env = alembic_dir / "env.py"
+    if not env.is_file():
+        return False
+    try:
+        tree = pyast.parse(env.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return False
+    return any(
+        isinstance(node, pyast.Constant)
+        and isinstance(node.value, str)
+        and _FOREIGN_KEYS_OFF.search(node.value.lower()) is not None
+        for node in pyast.walk(tree)
+    )
 
 
 def _config(env_dir: Path, versions: Path, output: io.StringIO) -> Config:
@@ -219,6 +252,8 @@ def _lint_revision(
     spec: SchemaSpec,
     dialects: set[str],
     binary: Path | None,
+    *,
+    copies_unguarded: bool,
 ) -> tuple[SchemaSpec, list[Finding]]:
     source = _RevisionSource(Path(revision.path), where)
     if isinstance(revision.down_revision, tuple):
@@ -243,7 +278,11 @@ def _lint_revision(
     findings: list[Finding] = []
     if binary is not None:
         findings.extend(_squawk(binary, sql, statements, source))
-    findings.extend(_own_checks(statements, spec, after, dialects, source))
+    findings.extend(
+        _own_checks(
+            statements, spec, after, dialects, source, copies_unguarded=copies_unguarded
+        )
+    )
     return after, [f for f in findings if not source.is_suppressed(f)]
 
 
@@ -411,6 +450,10 @@ def _squawk(
         if statement is not None and _is_bookkeeping(statement):
             continue
         name = str(report.get("rule_name", "unknown"))
+        if name == _NOT_VALID_RULE and _adds_key(statement):
+            # PostgreSQL has no NOT VALID for UNIQUE and PRIMARY KEY; squawk's
+            # own unique-constraint rule already gives the right advice
+            continue
         rule = SQUAWK_BY_NAME.get(name)
         snippet = f": {_snippet(statement)}" if statement else ""
         help_text = report.get("help")
@@ -423,6 +466,26 @@ def _squawk(
             )
         )
     return findings
+
+
+_NOT_VALID_RULE = "constraint-missing-not-valid"
+
+
+def _adds_key(statement: Statement | None) -> bool:
+    """Whether the statement only adds UNIQUE or PRIMARY KEY constraints."""
+    if statement is None or not isinstance(statement.node, ast.AlterTableStmt):
+        return False
+    added = [
+        command.def_
+        for command in statement.node.cmds or ()
+        if isinstance(command, ast.AlterTableCmd)
+        and command.subtype == AlterTableType.AT_AddConstraint
+    ]
+    return bool(added) and all(
+        isinstance(constraint, ast.Constraint)
+        and constraint.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY)
+        for constraint in added
+    )
 
 
 def _squawk_failed(source: _RevisionSource, reason: str) -> Finding:
@@ -465,6 +528,8 @@ def _own_checks(
     after: SchemaSpec,
     dialects: set[str],
     source: _RevisionSource,
+    *,
+    copies_unguarded: bool = True,
 ) -> list[Finding]:
     created = {
         s.node.relation.relname
@@ -476,7 +541,16 @@ def _own_checks(
     findings.extend(_dropped_view_columns(changes, before, source))
     findings.extend(_narrowed_types(changes, before, created, source))
     if "sqlite" in dialects:
-        findings.extend(_sqlite_checks(changes, before, after, created, source))
+        findings.extend(
+            _sqlite_checks(
+                changes,
+                before,
+                after,
+                created,
+                source,
+                copies_unguarded=copies_unguarded,
+            )
+        )
     if dialects & {"mariadb", "mysql"}:
         findings.extend(_mariadb_checks(changes, before, created, source))
     return findings
@@ -622,6 +696,8 @@ def _sqlite_checks(
     after: SchemaSpec,
     created: set[str],
     source: _RevisionSource,
+    *,
+    copies_unguarded: bool,
 ) -> Iterator[Finding]:
     copied: dict[str, _Change] = {}
     for change in changes:
@@ -660,7 +736,7 @@ def _sqlite_checks(
             copied.setdefault(change.table, change)
 
     for table, change in copied.items():
-        if table in created:
+        if table in created or not copies_unguarded:
             continue
         referencing = sorted(
             {

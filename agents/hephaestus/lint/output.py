@@ -37,7 +37,8 @@ def render_text(report: LintReport) -> str:
     summary = ", ".join(f"{count} {level}" for level, count in counts.items())
     if report.suppressed:
         summary += f"; {report.suppressed} suppressed"
-    lines.append(f"{len(report.findings)} findings ({summary})")
+    count = len(report.findings)
+    lines.append(f"{count} finding{'' if count == 1 else 's'} ({summary})")
     return "\n".join(lines) + "\n"
 
 

@@ -289,6 +289,11 @@ _CLASS = re.compile(r"^class\s")
 _ATTRIBUTE = re.compile(r"^\s+(\w+)\s*:\s*Mapped\[")
 _EXPLICIT_NAME = re.compile(r"""mapped_column\(\s*["']([^"']+)["']""")
 _INDEX = re.compile(r"""\bIndex\(\s*["']([^"']+)["']""")
+# a Core table: `name = sa.Table(`, its name and each `sa.Column(` name on a
+# line of their own or after the opening parenthesis
+_CORE_TABLE = re.compile(r"^\w+\s*=\s*sa\.Table\(\s*$")
+_NAME_LINE = re.compile(r"""^\s+["']([^"']+)["'],\s*$""")
+_CORE_COLUMN = re.compile(r"""\bsa\.Column\((?:\s*["']([^"']+)["'])?""")
 
 
 def map_models(text: str, *, display: str) -> SourceMap:
@@ -298,10 +303,27 @@ def map_models(text: str, *, display: str) -> SourceMap:
     class_start = 0
     table: str | None = None
     pending: list[tuple[str, int]] = []
+    core = False
+    column_at: int | None = None
     for number, line in enumerate(lines, start=1):
-        if _CLASS.match(line):
+        if _CLASS.match(line) or _CORE_TABLE.match(line):
             class_start, table, pending = number, None, []
+            core, column_at = not _CLASS.match(line), None
             continue
+        named = _NAME_LINE.match(line) if core else None
+        if named and table is None:
+            table = named.group(1)
+            source.locations[table_key(table)] = f"{display}:{class_start}"
+            continue
+        if named and column_at is not None:
+            source.locations[f"{table}.{named.group(1)}"] = f"{display}:{column_at}"
+            column_at = None
+            continue
+        column = _CORE_COLUMN.search(line) if core and table else None
+        if column and column.group(1):
+            source.locations[f"{table}.{column.group(1)}"] = f"{display}:{number}"
+        elif column:
+            column_at = number
         named = _TABLENAME.match(line)
         if named:
             table = named.group(1)
