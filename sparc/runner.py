@@ -35,8 +35,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from sparc import gitops
 from sparc.backlog import Backlog, TaskFile, TaskStatus
 from sparc.config import CONFIG_FILE, load_config
-from sparc.engines import EngineRegistry
-from sparc.errors import BacklogError, ConfigError, InputError, WorkspaceError
+from sparc.engines import EngineRegistry, WorkContext
+from sparc.errors import (
+    BacklogError,
+    ConfigError,
+    InputError,
+    SparcError,
+    WorkspaceError,
+)
 from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
 from sparc.personas import PersonaRegistry
 from sparc.redact import redact_data
@@ -346,6 +352,7 @@ class Runner:
         if not unfinished:
             self._check_runnable(backlog, task_file)
             self._check_references(task_file)
+            self._check_engine_inputs(task_file)
 
         with (
             self._locked(task_id),
@@ -420,6 +427,37 @@ class Runner:
                     path=where,
                     field=field,
                 )
+
+    def _check_engine_inputs(self, task_file: TaskFile) -> None:
+        """Each phase owner whose engine has `check_inputs(context)` checks first.
+
+        An engine that reads workspace documents of its own (Hephaestus: the
+        stack decision) says what is wrong with them before any work, as an
+        InputError naming the file and line, instead of blocking the task.
+        """
+        runtime = self.runtime
+        task = task_file.task
+        try:
+            phases = [p.name for p in runtime.workflow.select(task.phases)]
+            owners = {p: runtime.personas.primary(p, task.specialist) for p in phases}
+        except SparcError:
+            # the run itself blocks on these, with the same message
+            return
+        checked: set[str] = set()
+        for phase, persona in owners.items():
+            check = getattr(runtime.engines.get(persona.key), "check_inputs", None)
+            if not callable(check) or persona.key in checked:
+                continue
+            checked.add(persona.key)
+            check(
+                WorkContext(
+                    workspace=runtime.workspace,
+                    config=runtime.config,
+                    task=task_file,
+                    phase=phase,
+                    persona=persona,
+                )
+            )
 
     def resume(self, task_id: str) -> RunOutcome:
         """Finish a task whose run was interrupted (a crash, a kill, a pause).

@@ -11,6 +11,7 @@ from sparc.agents.hephaestus.inputs import (
     DATA_MODELS_DOC,
     STACK_DOC,
     StackDecision,
+    markdown_requirements,
     read_data_models,
     read_stack,
 )
@@ -235,3 +236,80 @@ def test_document_without_entities_is_none(tmp_path: Path) -> None:
     _write(tmp_path, DATA_MODELS_DOC, "# Data models\n\nTo be decided.\n")
 
     assert read_data_models(tmp_path, SchemaSpec()) is None
+
+
+def test_prisma_stack_refuses_other_targets(tmp_path: Path) -> None:
+    """Prisma migrations are PostgreSQL SQL: another target cannot be proved."""
+    _write(
+        tmp_path, STACK_DOC, "ORM: Prisma\nDatabase: PostgreSQL\nTargets: pg, sqlite\n"
+    )
+
+    with pytest.raises(InputError, match="cannot be proved on sqlite") as caught:
+        read_stack(tmp_path)
+
+    assert caught.value.line == 3
+
+
+def test_data_models_restate_committed_tables_in_place(tmp_path: Path) -> None:
+    """A table the document defines replaces the committed one and keeps its place."""
+    base = parse_sql(
+        "CREATE TABLE users (id serial PRIMARY KEY);"
+        "CREATE TABLE notes (id serial PRIMARY KEY, user_id integer REFERENCES users);",
+        source="base.sql",
+    ).spec
+    _write(
+        tmp_path,
+        DATA_MODELS_DOC,
+        "### users\n| Field | Type | Constraints |\n|---|---|---|\n"
+        "| id | serial | primary key |\n| email | string(200) | not null, unique |\n"
+        "### tags\n| Field | Type | Constraints |\n|---|---|---|\n"
+        "| id | serial | primary key |\n",
+    )
+
+    parsed = read_data_models(tmp_path, base)
+
+    assert parsed is not None
+    assert [t.name for t in parsed.spec.tables] == ["users", "notes", "tags"]
+    users = parsed.spec.table("users")
+    assert users is not None and [c.name for c in users.columns] == ["id", "email"]
+    assert parsed.spec.table("notes") == base.table("notes")
+
+
+def test_data_models_that_restate_the_schema_change_nothing(tmp_path: Path) -> None:
+    ddl = "CREATE TABLE users (id serial PRIMARY KEY, email text NOT NULL);"
+    base = parse_sql(ddl, source="base.sql").spec
+    _write(tmp_path, DATA_MODELS_DOC, f"# Models\n\n```sql\n{ddl}\n```\n")
+
+    parsed = read_data_models(tmp_path, base)
+
+    assert parsed is not None and parsed.spec == base
+
+
+def test_markdown_requirements_reads_sql_blocks_or_entities() -> None:
+    sql = "intro\n\n```sql\nCREATE TABLE a (id integer PRIMARY KEY);\n```\n"
+    entities = (
+        "### b\n| Field | Type | Constraints |\n|---|---|---|\n| id | integer | pk |\n"
+    )
+
+    from_sql = markdown_requirements(sql, source="a.md", base=SchemaSpec())
+    from_entities = markdown_requirements(entities, source="b.md", base=SchemaSpec())
+
+    assert from_sql is not None and from_sql.spec.table("a") is not None
+    assert from_entities is not None and from_entities.spec.table("b") is not None
+    assert markdown_requirements("# nothing", source="c.md", base=SchemaSpec()) is None
+    with pytest.raises(InputError, match=r"c\.md:4"):
+        markdown_requirements(
+            "x\n\n```sql\nCREATE TABLE (;\n```\n", source="c.md", base=SchemaSpec()
+        )
+
+
+def test_stack_document_outside_the_workspace_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.md"
+    outside.write_text("ORM: Prisma\n", encoding="utf-8")
+    root = tmp_path / "workspace"
+    link = root / STACK_DOC
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+
+    with pytest.raises(InputError, match="outside the workspace"):
+        read_stack(root)

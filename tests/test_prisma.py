@@ -11,11 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from sparc.agents.hephaestus.ddl import parse_file, parse_sql
+from sparc.agents.hephaestus.lint.sql_migrations import (
+    SqlMigration,
+    lint_sql_migrations,
+)
 from sparc.agents.hephaestus.prisma import (
     LOCK_FILE,
     SCHEMA_FILE,
     SEED_FILE,
     forge_prisma,
+    migration_files,
     next_migration_timestamp,
     prisma_migration_dir,
     render_prisma_migration,
@@ -23,12 +28,21 @@ from sparc.agents.hephaestus.prisma import (
     render_prisma_seed,
     spec_from_prisma_migrations,
 )
+from sparc.agents.hephaestus.prisma_verify import catalog_facts, prove_prisma
 from sparc.agents.hephaestus.requests import apply_requests, parse_schema_request
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
 from sparc.agents.hephaestus.spec import SchemaSpec
-from sparc.errors import DDLError
+from sparc.errors import DDLError, VerificationError
 
-from .conftest import CASES, SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
+from .conftest import (
+    CASES,
+    PG_ADMIN_URL,
+    SCHEMAS,
+    SHARED,
+    ScratchDatabases,
+    libpq_url,
+    psql_file,
+)
 
 GOLDEN = Path(__file__).parent / "fixtures" / "prisma"
 PGFACTS = SHARED / "tools" / "pgfacts.py"
@@ -285,3 +299,196 @@ def test_case_migration_applies_on_seeded_baseline(
         finally:
             engine.dispose()
         assert rows == [(False, False), (False, False)]
+
+
+# -- read back, proof and lint ---------------------------------------------------------
+
+
+def test_forged_schema_is_what_the_migrations_build(tmp_path: Path) -> None:
+    """A later task never rewrites lines an earlier one wrote: one reading of truth."""
+    written = _forge_steps(tmp_path, _shop_steps())
+
+    built = spec_from_prisma_migrations(tmp_path)
+    assert written[2][SCHEMA_FILE] == render_prisma_schema(built)
+    assert written[2][SEED_FILE] == render_prisma_seed(built)
+    # indexes are listed as the migrations create them, in every later schema
+    second = written[1][SCHEMA_FILE]
+    assert second.index("idx_auth_tokens_expires_at") < second.index(
+        "idx_auth_tokens_user_id"
+    )
+
+
+def test_proof_without_a_server_says_what_it_did_not_do(tmp_path: Path) -> None:
+    _forge_steps(tmp_path, _shop_steps()[:1])
+
+    proof = prove_prisma(tmp_path, server_url=None)
+
+    assert proof.spec.table("users") is not None
+    assert proof.report == (
+        "prisma: 1 migrations read back; schema.prisma and seed.ts are what they build",
+        "postgresql: not applied: no server under `verify: {postgresql: URL}` in "
+        ".sparc/config.yaml; the migrations were read back only",
+    )
+
+
+def test_proof_of_a_folder_without_migrations_is_empty(tmp_path: Path) -> None:
+    assert prove_prisma(tmp_path, server_url=None).report == ()
+
+
+@pytest.mark.parametrize(
+    ("relative", "edit", "words"),
+    [
+        (SEED_FILE, lambda t: t.replace("seed1@", "someone@"), "seed.ts differs"),
+        (SCHEMA_FILE, lambda t: "", "schema.prisma differs from it from line 1"),
+        (LOCK_FILE, lambda t: 'provider = "mysql"\n', "names another provider"),
+    ],
+)
+def test_proof_refuses_files_the_migrations_do_not_build(
+    tmp_path: Path, relative: str, edit: object, words: str
+) -> None:
+    _forge_steps(tmp_path, _shop_steps()[:1])
+    path = tmp_path / relative
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")  # type: ignore[operator]
+
+    with pytest.raises(VerificationError, match=words):
+        prove_prisma(tmp_path, server_url=None)
+
+
+@pytest.mark.postgres
+def test_proof_on_a_server_applies_compares_and_seeds(
+    tmp_path: Path, pg_admin: sa.Engine
+) -> None:
+    _forge_steps(tmp_path, _shop_steps())
+
+    proof = prove_prisma(tmp_path, server_url=PG_ADMIN_URL)
+
+    assert proof.report[1].startswith(
+        "postgresql: 3 migrations applied in order; catalog equals a one-step build"
+    )
+    assert "seed ran (9 statements)" in proof.report[1]
+
+
+@pytest.mark.postgres
+def test_proof_names_a_migration_postgresql_refuses(
+    tmp_path: Path, pg_admin: sa.Engine
+) -> None:
+    _forge_steps(tmp_path, _shop_steps()[:1])
+    (migration,) = migration_files(tmp_path)
+    # the reader takes a check on an unknown column; PostgreSQL does not
+    text = migration.read_text(encoding="utf-8")
+    migration.write_text(text.replace("CHECK (price >= 0)", "CHECK (pric >= 0)"))
+    spec = spec_from_prisma_migrations(tmp_path)
+    (tmp_path / SCHEMA_FILE).write_text(render_prisma_schema(spec))
+    (tmp_path / SEED_FILE).write_text(render_prisma_seed(spec))
+
+    with pytest.raises(
+        VerificationError, match='column "pric" does not exist'
+    ) as caught:
+        prove_prisma(tmp_path, server_url=PG_ADMIN_URL)
+
+    assert caught.value.step == f"apply {migration.relative_to(tmp_path).as_posix()}"
+
+
+@pytest.mark.postgres
+def test_catalog_facts_name_the_schema_independent_definition(
+    pg_url: str,
+) -> None:
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE SCHEMA elsewhere")
+            connection.exec_driver_sql("SET search_path TO elsewhere")
+            connection.exec_driver_sql(
+                "CREATE TABLE t (id serial PRIMARY KEY, n text NOT NULL DEFAULT 'x');"
+                "CREATE INDEX t_n ON t (n) WITH (fillfactor = 70);"
+                "COMMENT ON COLUMN t.n IS 'a name'"
+            )
+            facts = catalog_facts(connection)
+    finally:
+        engine.dispose()
+
+    assert ("table", "t", "r") in facts
+    assert (
+        "column",
+        "t.n",
+        "text not null=true default='x'::text identity= generated=",
+    ) in facts
+    assert (
+        "index",
+        "t.t_n",
+        "CREATE INDEX t_n ON t USING btree (n) WITH (fillfactor='70')",
+    ) in facts
+    assert ("comment", "t.n", "a name") in facts
+
+
+def test_sql_migration_lint_locates_and_silences_findings(tmp_path: Path) -> None:
+    """New tables in the same script are not flagged; live ones are; ignore works."""
+    _forge_steps(tmp_path, _shop_steps())
+    migrations = [
+        SqlMigration(p.relative_to(tmp_path).as_posix(), p.read_text(encoding="utf-8"))
+        for p in migration_files(tmp_path)
+    ]
+    third = migrations[2].display
+
+    findings = lint_sql_migrations(migrations, report_on={third})
+
+    located = {(f.code, f.location) for f in findings}
+    assert ("HM101", f"{third}:5") in located
+    assert all(f.location.startswith(third) for f in findings)
+    assert not [f for f in lint_sql_migrations(migrations[:2]) if f.code == "HM101"]
+
+    silenced = migrations[2].sql.replace(
+        "-- CreateIndex\n", "-- CreateIndex  -- sparc: ignore HM101\n", 1
+    )
+    migrations[2] = SqlMigration(third, silenced)
+    again = {(f.code, f.location) for f in lint_sql_migrations(migrations)}
+    assert ("HM101", f"{third}:5") not in again
+    assert ("HM101", f"{third}:8") in again
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize(("schema", "facts"), [("chinook", 108), ("pagila", 242)])
+def test_whole_catalogs_survive_a_prisma_migration(
+    schema: str, facts: int, tmp_path: Path, pg_databases: ScratchDatabases
+) -> None:
+    """Domains, partitions, views, functions and triggers ride in migration.sql."""
+    source = SCHEMAS / f"{schema}.sql"
+    spec = parse_file(source, display=source.name).spec
+    files = forge_prisma(
+        tmp_path, task_id="DB-1", title=schema, spec=spec, previous=None
+    )
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text, encoding="utf-8")
+    reference, candidate = pg_databases.create(), pg_databases.create()
+    psql_file(reference, source)
+
+    (migration,) = migration_files(tmp_path)
+    # one transaction, as Prisma runs the script
+    subprocess.run(
+        ["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-d", libpq_url(candidate)]
+        + ["-f", str(migration)],
+        check=True,
+        capture_output=True,
+    )
+
+    output = _pgfacts(reference, candidate)
+    assert f"\nfidelity {facts}/{facts} = 100.0%" in f"\n{output}", output
+
+
+def test_workspace_review_lints_prisma_migrations(tmp_path: Path) -> None:
+    """`sparc review WORKSPACE` reads every migration.sql too."""
+    from sparc.agents.hephaestus.lint import lint_path
+
+    (tmp_path / ".sparc").mkdir()
+    _forge_steps(tmp_path, _shop_steps())
+
+    report = lint_path(tmp_path)
+
+    assert "prisma/migrations" in report.sources
+    assert any(
+        f.code == "HM101"
+        and "/20000101000003_db_003_step_3/migration.sql:" in f.location
+        for f in report.findings
+    )

@@ -10,6 +10,9 @@ labels or a two-column table row):
     ORM: SQLAlchemy            (or Prisma)
     Targets: postgresql, sqlite, mariadb
 
+Prisma generates for PostgreSQL only, so a Prisma stack's database and
+targets may name nothing else.
+
 `docs/design/pseudocode/data-models-01.md` describes the entities. Fenced
 ```sql blocks are read as DDL. Without them, each entity is a `### <table>`
 heading followed by a markdown table with the columns `Field | Type |
@@ -29,6 +32,10 @@ comma-separated: `primary key` (on several rows: a composite key), `not null`
 <table>.<column>` with optional `on delete <action>` / `on update <action>`,
 and `check (<expression>)`. Foreign keys are added after every table exists,
 so entities may be listed in any order.
+
+The data-models document states the entities as they should be: a table it
+defines replaces the committed table of that name (the next migration carries
+the difference), tables it does not mention are kept as they are.
 """
 
 from __future__ import annotations
@@ -38,9 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pglast
 import structlog
 
-from sparc.agents.hephaestus.ddl import ParsedSql, parse_file, sql_from_markdown
+from sparc.agents.hephaestus.ddl import ParsedSql, parse_sql, sql_from_markdown
 from sparc.agents.hephaestus.requests import (
     AddCheck,
     AddForeignKey,
@@ -59,7 +67,9 @@ __all__ = [
     "DATA_MODELS_DOC",
     "STACK_DOC",
     "StackDecision",
+    "data_models_requirements",
     "entity_request",
+    "markdown_requirements",
     "read_data_models",
     "read_markdown_requirements",
     "read_stack",
@@ -127,8 +137,8 @@ def read_stack(root: Path) -> StackDecision:
         InputError: the document names an ORM or database sparc does not
             generate for; the message names the line.
     """
-    path = root / STACK_DOC
-    if not path.is_file():
+    path = _document(root, STACK_DOC)
+    if path is None:
         return StackDecision()
 
     found: dict[str, tuple[int, str]] = {}
@@ -164,6 +174,14 @@ def read_stack(root: Path) -> StackDecision:
             path=path,
             line=found["database"][0],
         )
+    if orm == "prisma" and targets != ("postgresql",):
+        others = ", ".join(t for t in targets if t != "postgresql")
+        raise InputError(
+            f"Prisma migrations are PostgreSQL SQL and cannot be proved on "
+            f"{others}; list only postgresql as a target, or choose SQLAlchemy",
+            path=path,
+            line=found["targets"][0],
+        )
 
     decision = StackDecision(orm=orm, database=database, targets=targets)
     log.info("stack_read", orm=orm, database=database, targets=list(targets))
@@ -185,10 +203,43 @@ def read_data_models(root: Path, base: SchemaSpec) -> ParsedSql | None:
         InputError: the document's SQL or entity tables cannot be read; the
             message names the line.
     """
-    path = root / DATA_MODELS_DOC
-    if not path.is_file():
+    path = _document(root, DATA_MODELS_DOC)
+    if path is None:
         return None
-    return read_markdown_requirements(path, display=DATA_MODELS_DOC, base=base)
+    return data_models_requirements(_read(path, DATA_MODELS_DOC), base=base)
+
+
+def data_models_requirements(text: str, *, base: SchemaSpec) -> ParsedSql | None:
+    """The data-models document's entities as the tables they should be.
+
+    A table the document defines replaces the table of that name in `base`
+    and keeps its place; the other tables of `base` stay as they are, so the
+    document can reference them.
+
+    Args:
+        text: the document (`DATA_MODELS_DOC`).
+        base: the committed schema.
+
+    Returns:
+        The schema with the document's entities, or None when it defines none.
+
+    Raises:
+        InputError: the SQL or an entity table cannot be read; names the line.
+    """
+    defined = _defined_tables(text, DATA_MODELS_DOC)
+    kept = [t for t in base.tables if t.name not in defined]
+    start = base.model_copy(update={"tables": kept})
+    parsed = markdown_requirements(text, source=DATA_MODELS_DOC, base=start)
+    if parsed is None or len(kept) == len(base.tables):
+        return parsed
+
+    # the replaced tables go back where they were, so a document that
+    # restates the committed tables compares equal to them
+    ordered = [parsed.spec.table(t.name) for t in base.tables]
+    added = [t for t in parsed.spec.tables if base.table(t.name) is None]
+    tables = [t for t in ordered if t is not None] + added
+    spec = parsed.spec.model_copy(update={"tables": tables})
+    return ParsedSql(spec=spec, queries=parsed.queries, renames=parsed.renames)
 
 
 def read_markdown_requirements(
@@ -208,22 +259,92 @@ def read_markdown_requirements(
     Raises:
         InputError: the SQL or an entity table cannot be read; names the line.
     """
+    parsed = markdown_requirements(_read(path, display), source=display, base=base)
+    if parsed is None:
+        log.warning("markdown_without_schema", path=display)
+    return parsed
+
+
+def markdown_requirements(
+    text: str, *, source: str, base: SchemaSpec
+) -> ParsedSql | None:
+    """Apply a markdown text's ```sql blocks, or else its entity tables, on `base`.
+
+    Args:
+        text: the markdown.
+        source: how errors name it; lines are the markdown's own.
+        base: the schema it builds on.
+
+    Returns:
+        The schema with the text applied, or None when it has neither SQL
+        blocks nor entity tables.
+
+    Raises:
+        InputError: the SQL or an entity table cannot be read; names the line.
+    """
+    blocks = sql_from_markdown(text)
+    if blocks:
+        spec, queries, renames = base, [], []
+        for start, block in blocks:
+            # padded with blank lines: an error names the markdown's own line
+            parsed = parse_sql("\n" * (start - 1) + block, source=source, base=spec)
+            spec = parsed.spec
+            queries.extend(parsed.queries)
+            renames.extend(parsed.renames)
+        return ParsedSql(spec=spec, queries=queries, renames=renames)
+
+    request = entity_request(text, source=source)
+    if request is None:
+        return None
+    spec = apply_requests(base, request, source=source)
+    return ParsedSql(spec=spec, queries=[])
+
+
+def _document(root: Path, relative: str) -> Path | None:
+    """The workspace document at `relative`, or None; never one outside it."""
+    path = root / relative
+    if not path.is_file():
+        return None
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            "the document leads outside the workspace (through a symlink); put "
+            "the file itself in the workspace",
+            path=relative,
+        )
+    return path
+
+
+def _read(path: Path, display: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(
             f"cannot read the file ({error}): check that it exists and is UTF-8",
             path=display,
         ) from error
-    if sql_from_markdown(text):
-        return parse_file(path, display=display, base=base)
 
-    request = entity_request(text, source=display)
-    if request is None:
-        log.warning("markdown_without_schema", path=display)
-        return None
-    spec = apply_requests(base, request, source=display)
-    return ParsedSql(spec=spec, queries=[])
+
+def _defined_tables(text: str, source: str) -> set[str]:
+    """Names of the tables a markdown text creates (its SQL or its entities)."""
+    blocks = sql_from_markdown(text)
+    if not blocks:
+        request = entity_request(text, source=source)
+        changes = request.changes if request is not None else []
+        return {c.create_table.name for c in changes if c.create_table is not None}
+
+    names: set[str] = set()
+    for _, block in blocks:
+        try:
+            statements = pglast.parse_sql(block)
+        except pglast.parser.ParseError:
+            # the reader that follows reports it with its line
+            continue
+        names.update(
+            raw.stmt.relation.relname
+            for raw in statements
+            if isinstance(raw.stmt, pglast.ast.CreateStmt)
+        )
+    return names
 
 
 def entity_request(text: str, *, source: str) -> SchemaRequest | None:

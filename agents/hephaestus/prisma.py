@@ -14,10 +14,14 @@
 - `prisma/seed.ts`: the rows of `scripts.render_seed_sql`, executed through
   Prisma, so both stacks seed from one source.
 
+schema.prisma and seed.ts are rendered from the schema the migrations build,
+read back with the DDL reader (the reading the next task starts from), and
+the migration must leave nothing of the target schema undone.
+
 Prisma's own CLI is not run: its engines are binaries downloaded at install
-time. What Prisma cannot describe (CHECK constraints, partial or expression
-indexes, deferrable keys) lives in migration.sql and is listed as a comment
-in the model.
+time (`prisma_verify` proves the files instead). What Prisma cannot describe
+(CHECK constraints, partial or expression indexes, deferrable keys) lives in
+migration.sql and is listed as a comment in the model.
 
 Migration folders are named `<yyyymmddHHMMSS>_<task>_<title>`. The timestamp
 is not the clock (output must be byte-identical on a replay): it is one
@@ -45,10 +49,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql.named_types import CreateEnumType, DropEnumType
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from sparc.agents.hephaestus.ddl import parse_file
+from sparc.agents.hephaestus.ddl import parse_file, parse_sql
 from sparc.agents.hephaestus.identity import identity_change
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
-from sparc.agents.hephaestus.revision import slugify
+from sparc.agents.hephaestus.revision import postgresql_steps, slugify
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
 from sparc.agents.hephaestus.spec import (
     Column,
@@ -59,17 +63,20 @@ from sparc.agents.hephaestus.spec import (
     SchemaSpec,
     Table,
 )
-from sparc.errors import DDLError
+from sparc.errors import DDLError, VerificationError
 
 log = structlog.get_logger(__name__)
 
 _Item = TypeVar("_Item", bound=sa.Constraint | sa.Index)
 
 __all__ = [
+    "LOCK_FILE",
     "MIGRATIONS_DIR",
+    "PRISMA_DIR",
     "SCHEMA_FILE",
     "SEED_FILE",
     "forge_prisma",
+    "migration_files",
     "next_migration_timestamp",
     "prisma_migration_dir",
     "render_prisma_migration",
@@ -78,10 +85,15 @@ __all__ = [
     "spec_from_prisma_migrations",
 ]
 
-SCHEMA_FILE = "prisma/schema.prisma"
-SEED_FILE = "prisma/seed.ts"
-MIGRATIONS_DIR = "prisma/migrations"
+PRISMA_DIR = "prisma"
+SCHEMA_FILE = f"{PRISMA_DIR}/schema.prisma"
+SEED_FILE = f"{PRISMA_DIR}/seed.ts"
+MIGRATIONS_DIR = f"{PRISMA_DIR}/migrations"
 LOCK_FILE = f"{MIGRATIONS_DIR}/migration_lock.toml"
+LOCK_TEXT = (
+    "# Written by sparc: the database these migrations are for.\n"
+    'provider = "postgresql"\n'
+)
 FIRST_TIMESTAMP = dt.datetime(2000, 1, 1, 0, 0, 0)
 _TIMESTAMP_FORMAT = "%Y%m%d%H%M%S"
 _MIGRATION_NAME = re.compile(r"(\d{14})_(\w+)")
@@ -659,10 +671,13 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     """PostgreSQL DDL that takes `previous` (None: an empty database) to `spec`.
 
     Statements are compiled by SQLAlchemy's PostgreSQL DDL compiler from the
-    metadata the models renderer gives each spec. Order: removed constraints
-    and indexes, removed tables, removed enums, new enums and values, new
-    tables, column changes, new constraints and indexes, then every new
-    foreign key (so tables may reference each other in a cycle).
+    metadata the models renderer gives each spec. Order: removed SQL objects,
+    partitions and new domains, removed constraints and indexes, removed
+    tables, removed enums, new enums and values, new tables, column changes,
+    new constraints and indexes, every new foreign key (so tables may
+    reference each other in a cycle), then new partitions, sequences and SQL
+    objects (views, functions, triggers) and removed domains, as the Alembic
+    revisions order them.
 
     Returns:
         The migration, or an empty string when nothing changes.
@@ -675,6 +690,15 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     before = previous or SchemaSpec()
     old, new = _metadata(before), _metadata(spec)
     steps: list[tuple[str, ExecutableDDLElement | str]] = []
+    # what the table metadata does not hold (domains, partitions, sequences of
+    # serial columns outside a key, views, functions, triggers, extensions),
+    # as the Alembic revisions carry it; enum values are added in place below
+    sql_steps = postgresql_steps(before, spec)
+    # extensions first: column defaults may call their functions
+    extensions = [x for x in sql_steps.after if x.subject.startswith("extension ")]
+    for sql_step in [*sql_steps.before, *extensions]:
+        if not sql_step.subject.startswith(("enum ", _IDENTITY_STEP)):
+            steps.extend((sql_step.subject, up) for up in sql_step.up)
     kept = [t for t in spec.tables if before.table(t.name) is not None]
     dropped = [t for t in before.tables if spec.table(t.name) is None]
     created = [t for t in spec.tables if before.table(t.name) is None]
@@ -720,7 +744,7 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
     for table in kept:
         earlier = before.table(table.name)
         assert earlier is not None
-        steps.extend(_column_changes(earlier, table, new))
+        steps.extend(_column_changes(earlier, table, old, new))
         old_table, new_table = old.tables[table.name], new.tables[table.name]
         for constraint in _removed(_constraints(new_table), _constraints(old_table)):
             steps.append(("AddConstraint", sa.schema.AddConstraint(constraint)))
@@ -739,12 +763,23 @@ def render_prisma_migration(previous: SchemaSpec | None, spec: SchemaSpec) -> st
             )
         steps.extend(("AddForeignKey", sa.schema.AddConstraint(k)) for k in keys)
 
+    for sql_step in sql_steps.after:
+        if sql_step not in extensions and not sql_step.subject.startswith(
+            _IDENTITY_STEP
+        ):
+            steps.extend((sql_step.subject, up) for up in sql_step.up)
     return "\n".join(f"-- {label}\n{_compile(element)};\n" for label, element in steps)
+
+
+# identity option changes go with their column's other changes, as plain SQL
+# the migration reader takes back (the revisions' restart block is PL/pgSQL)
+_IDENTITY_STEP = "identity of "
 
 
 def _compile(element: ExecutableDDLElement | str) -> str:
     if isinstance(element, str):
-        return element
+        # SQL objects keep the statement as written, closing semicolon included
+        return element.strip().removesuffix(";").rstrip()
     text = str(element.compile(dialect=_DIALECT)).strip()
     return "\n".join(line.rstrip() for line in text.splitlines())
 
@@ -842,8 +877,9 @@ def _string(value: str) -> str:
 
 
 def _column_changes(
-    old: Table, new: Table, metadata: sa.MetaData
+    old: Table, new: Table, old_metadata: sa.MetaData, metadata: sa.MetaData
 ) -> list[tuple[str, ExecutableDDLElement | str]]:
+    old_table = old_metadata.tables[old.name]
     sa_table = metadata.tables[new.name]
     steps: list[tuple[str, ExecutableDDLElement | str]] = []
     for column in old.columns:
@@ -877,12 +913,29 @@ def _column_changes(
             steps.append(
                 ("AlterColumn", ColumnNullable(new.name, column.name, column.nullable))
             )
-        if earlier.default != column.default:
-            # the column's server default as the models renderer spelt it
-            default = getattr(sa_column.server_default, "arg", None)
-            steps.append(("AlterColumn", ColumnDefault(new.name, column.name, default)))
+        # the server defaults as the models renderer spells them: one default
+        # written two ways ('G' and 'G'::mpaa_rating) is no change
+        default = _server_default(sa_column)
+        if _server_default(old_table.c[column.name]) != default:
+            steps.append(
+                (
+                    "AlterColumn",
+                    ColumnDefault(
+                        new.name,
+                        column.name,
+                        getattr(sa_column.server_default, "arg", None),
+                    ),
+                )
+            )
     steps.extend(_comments(new, old))
     return steps
+
+
+def _server_default(column: sa.Column[object]) -> str | None:
+    argument = getattr(column.server_default, "arg", None)
+    if argument is None:
+        return None
+    return str(getattr(argument, "text", argument))
 
 
 # --- naming, seed, forge -----------------------------------------------------------
@@ -963,14 +1016,9 @@ def render_prisma_seed(spec: SchemaSpec) -> str:
 def spec_from_prisma_migrations(root: Path) -> SchemaSpec:
     """The schema the migrations under `prisma/migrations` build, in order."""
     spec = SchemaSpec()
-    folder = root / MIGRATIONS_DIR
-    if not folder.is_dir():
-        return spec
-    for entry in sorted(folder.iterdir()):
-        path = entry / "migration.sql"
-        if entry.is_dir() and path.is_file():
-            display = path.relative_to(root).as_posix()
-            spec = parse_file(path, display=display, base=spec).spec
+    for path in migration_files(root):
+        display = path.relative_to(root).as_posix()
+        spec = parse_file(path, display=display, base=spec).spec
     return spec
 
 
@@ -989,27 +1037,72 @@ def forge_prisma(
         task_id: the data task.
         title: the task title, in the migration folder's name.
         spec: the whole schema after the task.
-        previous: the schema before it (see `spec_from_prisma_migrations`);
-            None for a project without migrations.
+        previous: the schema before it, as the migrations build it (see
+            `spec_from_prisma_migrations`); None for a project without
+            migrations.
 
     Returns:
         schema.prisma, seed.ts, the lock file when absent, and the migration
-        when the schema changes.
-    """
-    files = {
-        SCHEMA_FILE: render_prisma_schema(spec),
-        SEED_FILE: render_prisma_seed(spec),
-    }
-    if not (root / LOCK_FILE).is_file():
-        files[LOCK_FILE] = (
-            "# Written by sparc: the database these migrations are for.\n"
-            'provider = "postgresql"\n'
-        )
+        when the schema changes. schema.prisma and seed.ts are rendered from
+        the schema the migrations build, read back with the DDL reader.
 
+    Raises:
+        VerificationError: the migration, read back, misses part of `spec`.
+        DDLError: the change cannot be carried by a plain migration.
+    """
+    files: dict[str, str] = {}
+    built = previous or SchemaSpec()
     migration = render_prisma_migration(previous, spec)
     if migration:
         created = next_migration_timestamp(root)
-        folder = prisma_migration_dir(task_id, title, created)
-        files[f"{folder}/migration.sql"] = migration
+        path = f"{prisma_migration_dir(task_id, title, created)}/migration.sql"
+        files[path] = migration
+        built = _read_back(migration, path, built, spec)
+
+    # rendered from the schema the migrations build, as the next task reads
+    # it back, so a later task never rewrites lines this one wrote
+    files[SCHEMA_FILE] = render_prisma_schema(built)
+    files[SEED_FILE] = render_prisma_seed(built)
+    if not (root / LOCK_FILE).is_file():
+        files[LOCK_FILE] = LOCK_TEXT
     log.info("prisma_forged", task_id=task_id, files=sorted(files))
-    return files
+    return dict(sorted(files.items()))
+
+
+def _read_back(
+    migration: str, path: str, previous: SchemaSpec, spec: SchemaSpec
+) -> SchemaSpec:
+    """The schema `migration` builds on `previous`; it must leave nothing of `spec`.
+
+    Raises:
+        VerificationError: read back, the migration misses part of the change.
+    """
+    built = parse_sql(migration, source=path, base=previous).spec
+    left = render_prisma_migration(built, spec)
+    if left:
+        missing = "; ".join(
+            line for line in left.splitlines() if line and not line.startswith("--")
+        )
+        raise VerificationError(
+            f"{path} does not carry the whole change; read back, it still "
+            f"needs: {missing[:300]}",
+            step="read the migration back",
+            dialect="postgresql",
+        )
+    return built
+
+
+def migration_files(root: Path) -> list[Path]:
+    """Each `prisma/migrations/<timestamp>_<name>/migration.sql`, in applying order.
+
+    Prisma applies migrations by folder name; folders without a migration.sql
+    (and the lock file) are not migrations.
+    """
+    folder = root / MIGRATIONS_DIR
+    if not folder.is_dir():
+        return []
+    return [
+        entry / "migration.sql"
+        for entry in sorted(folder.iterdir())
+        if entry.is_dir() and (entry / "migration.sql").is_file()
+    ]

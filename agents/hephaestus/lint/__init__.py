@@ -49,6 +49,10 @@ from sparc.agents.hephaestus.lint.sources import (
     split_location,
     sql_text_of,
 )
+from sparc.agents.hephaestus.lint.sql_migrations import (
+    SqlMigration,
+    lint_sql_migrations,
+)
 from sparc.agents.hephaestus.models_render import spec_from_models
 from sparc.agents.hephaestus.spec import SchemaSpec
 from sparc.engines import Finding
@@ -67,6 +71,7 @@ __all__ = [
     "lint_file",
     "lint_migrations",
     "lint_path",
+    "lint_sql_migrations",
     "lint_spec",
     "render_json",
     "render_rule_docs",
@@ -324,6 +329,11 @@ def _lint_workspace(
         )
         sources.append("alembic")
 
+    prisma_migrations = _prisma_migrations(workspace.root)
+    if prisma_migrations:
+        findings.extend(lint_sql_migrations(prisma_migrations))
+        sources.append("prisma/migrations")
+
     references: list[str] = []
     if workspace.backlog_dir.is_dir():
         backlog = Backlog.load(workspace.backlog_dir)
@@ -346,3 +356,14 @@ def _lint_workspace(
         suppressed += silenced
         sources.append(reference)
     return findings, suppressed, tuple(sources)
+
+
+def _prisma_migrations(root: Path) -> list[SqlMigration]:
+    from sparc.agents.hephaestus.prisma import migration_files
+
+    return [
+        SqlMigration(
+            path.relative_to(root).as_posix(), path.read_text(encoding="utf-8")
+        )
+        for path in migration_files(root)
+    ]
