@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from sparc.agents.hephaestus.ddl import parse_file, parse_sql
-from sparc.agents.hephaestus.forge import forge
+from sparc.agents.hephaestus.forge import alembic_template, forge
 from sparc.agents.hephaestus.spec import EnumType, SchemaSpec
 from sparc.agents.hephaestus.verify import verify_url
 from sparc.errors import VerificationError
@@ -70,6 +71,43 @@ def test_shop_in_three_steps_on_sqlite(tmp_path: Path) -> None:
     _alembic(tmp_path, "downgrade", "base")
     _alembic(tmp_path, "upgrade", "head")
     assert "No new upgrade operations detected" in _alembic(tmp_path, "check")
+
+
+def test_each_models_file_is_imported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revision, every verification step and the offline SQL share one import."""
+    _forge_into(tmp_path, "001", specs.shop_step(1))
+    imported: list[str] = []
+    find_spec = importlib.util.spec_from_file_location
+
+    def counted(name: str, location: object, *args: object, **kwargs: object) -> object:
+        if Path(str(location)).name == "models.py":
+            imported.append(str(location))
+        return find_spec(name, location, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "spec_from_file_location", counted)
+    result = forge(
+        tmp_path, project="shop", task_id="X", title="x", spec=specs.shop_step(2)
+    )
+
+    assert result.revision is not None
+    assert any("upgrade head over existing rows" in line for line in result.report)
+    # the workspace's models at head, then the new ones in the scratch copy
+    assert len(imported) == 2
+    assert imported[0] == str(tmp_path / "src/shop/db/models.py")
+
+
+def test_env_py_that_cannot_load_the_models_fails_the_forge(tmp_path: Path) -> None:
+    (tmp_path / "alembic" / "versions").mkdir(parents=True)
+    elsewhere = alembic_template("env.py", project="other")
+    (tmp_path / "alembic" / "env.py").write_text(elsewhere, encoding="utf-8")
+
+    with pytest.raises(VerificationError) as caught:
+        forge(tmp_path, project="shop", task_id="X", title="x", spec=specs.shop_step(1))
+
+    assert caught.value.step == "load models through env.py"
+    assert "other" in str(caught.value)
 
 
 def test_unchanged_spec_forges_nothing(tmp_path: Path) -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
 
 from sparc.agents.hephaestus.forge import alembic_template
 from sparc.agents.hephaestus.models_render import load_metadata, render_models
-from sparc.agents.hephaestus.revision import RevisionInfo, slugify, write_revision
+from sparc.agents.hephaestus.revision import (
+    RevisionInfo,
+    collection_paused,
+    scratch_sqlite_engine,
+    slugify,
+    write_revision,
+)
 from sparc.agents.hephaestus.spec import CheckConstraint, SchemaSpec
 from sparc.agents.hephaestus.verify import verify_sqlite
 from sparc.errors import VerificationError
@@ -161,3 +168,31 @@ def test_two_heads_are_refused(tmp_path: Path) -> None:
     with pytest.raises(VerificationError) as raised:
         write_revision(alembic_dir, metadata, task_id="X", title="x")
     assert raised.value.step == "heads"
+
+
+def test_scratch_database_does_not_sync_to_disk(tmp_path: Path) -> None:
+    engine = scratch_sqlite_engine(tmp_path / "scratch.sqlite3")
+
+    with engine.connect() as connection:
+        synchronous = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+        journal = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+    engine.dispose()
+
+    assert (synchronous, journal) == (0, "memory")
+
+
+def test_collection_pause_restores_the_collector_state() -> None:
+    was_enabled = gc.isenabled()
+    try:
+        gc.enable()
+        with pytest.raises(RuntimeError), collection_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("step failed")
+        assert gc.isenabled()
+
+        gc.disable()
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was_enabled else gc.disable)()

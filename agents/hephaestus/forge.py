@@ -21,17 +21,19 @@ import structlog
 from sparc.agents.hephaestus.ddl import Rename, apply_renames
 from sparc.agents.hephaestus.models_render import (
     load_metadata,
+    load_metadata_and_spec,
     render_models,
-    spec_from_models,
 )
 from sparc.agents.hephaestus.revision import (
     RevisionInfo,
+    collection_paused,
     dialect_mappings,
     narrowing_notes,
     write_revision,
 )
 from sparc.agents.hephaestus.spec import SchemaSpec
 from sparc.agents.hephaestus.verify import (
+    LoadedModels,
     alembic_config,
     verify_server,
     verify_sqlite,
@@ -114,10 +116,12 @@ def forge(
         scratch_models.write_text(models_text, encoding="utf-8")
 
         current_models = root / models_rel
-        previous = load_metadata(current_models) if current_models.is_file() else None
-        previous_spec = (
-            spec_from_models(current_models) if current_models.is_file() else None
-        )
+        with collection_paused():
+            previous, previous_spec = (
+                load_metadata_and_spec(current_models)
+                if current_models.is_file()
+                else (None, None)
+            )
         renamed_spec, applied = (
             apply_renames(previous_spec, list(renames))
             if previous_spec is not None
@@ -130,11 +134,17 @@ def forge(
                 render_models(renamed_spec or SchemaSpec(), project=project),
                 encoding="utf-8",
             )
-            previous = load_metadata(renamed_models)
-        metadata = load_metadata(scratch_models)
+            with collection_paused():
+                previous = load_metadata(renamed_models)
+        # imported once, by env.py as Alembic will: the revision and every
+        # verification share it
+        partition_names = [p.name for p in spec.partitions]
+        models = LoadedModels.through_env(
+            alembic_dir, partition_names
+        ) or LoadedModels.from_file(scratch_models)
         revision = write_revision(
             alembic_dir,
-            metadata,
+            models.metadata,
             task_id=task_id,
             title=title,
             previous_metadata=previous,
@@ -154,15 +164,18 @@ def forge(
             scratch_models,
             previous_spec=previous_spec if revision.has_operations else None,
             previous_head=revision.down_revision,
+            models=models,
         )
         report.append(f"sqlite: {', '.join(verification.steps)}: passed")
-        statements = _offline_sql(alembic_dir)
+        statements = _offline_sql(alembic_dir, models)
         report.append(
             f"postgresql: offline SQL of the chain rendered through env.py "
             f"({statements} statements)"
         )
         for dialect, url in sorted((verify_urls or {}).items()):
-            verification = verify_server(url, alembic_dir, scratch_models)
+            verification = verify_server(
+                url, alembic_dir, scratch_models, models=models
+            )
             report.append(f"{dialect}: {', '.join(verification.steps)}: passed")
         report.extend(narrowing_notes(renamed_spec or SchemaSpec(), spec))
         report.extend(dialect_mappings(spec))
@@ -194,12 +207,14 @@ def _copy_alembic(
             files[f"{ALEMBIC_DIR}/{name}"] = text
 
 
-def _offline_sql(alembic_dir: Path) -> int:
-    # runs the workspace's env.py as a user would, loading models.py by path
+def _offline_sql(alembic_dir: Path, models: LoadedModels) -> int:
+    # runs the workspace's env.py as a user would, on the models it loaded
     buffer = io.StringIO()
     config = alembic_config(alembic_dir)
     config.output_buffer = buffer
     config.set_main_option("sqlalchemy.url", "postgresql://")
+    config.attributes["target_metadata"] = models.metadata
+    config.attributes["partition_names"] = set(models.partition_names)
     try:
         from alembic import command
 

@@ -169,26 +169,36 @@ def spec_from_models(path: Path) -> SchemaSpec:
         The spec; rendering it again gives the file's bytes.
     """
     with _imported(path) as module:
-        metadata: sa.MetaData = module.Base.metadata
-        enums = [
-            EnumType(name=value.name, values=list(value.enums))
-            for value in vars(module).values()
-            if isinstance(value, sa.Enum) and value.name
-        ]
-        domains = [
-            _domain_from_sa(value)
-            for value in vars(module).values()
-            if isinstance(value, postgresql.DOMAIN)
-        ]
-        tables = [_table_from_sa(table) for table in metadata.tables.values()]
-        partitions = [
-            Partition(name=name, parent=parent, bound=bound)
-            for name, parent, bound in getattr(module, "PARTITIONS", ())
-        ]
-        objects = [
-            SqlObject(kind=kind, name=name, create=create, drop=drop)
-            for kind, name, create, drop in getattr(module, "SQL_OBJECTS", ())
-        ]
+        return _spec_of(module)
+
+
+def load_metadata_and_spec(path: Path) -> tuple[sa.MetaData, SchemaSpec]:
+    """`load_metadata` and `spec_from_models` of the same file, imported once."""
+    with _imported(path) as module:
+        return _metadata_of(module, path), _spec_of(module)
+
+
+def _spec_of(module: ModuleType) -> SchemaSpec:
+    metadata: sa.MetaData = module.Base.metadata
+    enums = [
+        EnumType(name=value.name, values=list(value.enums))
+        for value in vars(module).values()
+        if isinstance(value, sa.Enum) and value.name
+    ]
+    domains = [
+        _domain_from_sa(value)
+        for value in vars(module).values()
+        if isinstance(value, postgresql.DOMAIN)
+    ]
+    tables = [_table_from_sa(table) for table in metadata.tables.values()]
+    partitions = [
+        Partition(name=name, parent=parent, bound=bound)
+        for name, parent, bound in getattr(module, "PARTITIONS", ())
+    ]
+    objects = [
+        SqlObject(kind=kind, name=name, create=create, drop=drop)
+        for kind, name, create, drop in getattr(module, "SQL_OBJECTS", ())
+    ]
     return SchemaSpec(
         tables=tables,
         enums=enums,
@@ -205,10 +215,14 @@ def load_metadata(path: Path) -> sa.MetaData:
     relationship fails here rather than later.
     """
     with _imported(path) as module:
-        metadata = module.Base.metadata
-        if not isinstance(metadata, sa.MetaData):
-            raise TypeError(f"{path}: Base.metadata is not a SQLAlchemy MetaData")
-        return metadata
+        return _metadata_of(module, path)
+
+
+def _metadata_of(module: ModuleType, path: Path) -> sa.MetaData:
+    metadata = module.Base.metadata
+    if not isinstance(metadata, sa.MetaData):
+        raise TypeError(f"{path}: Base.metadata is not a SQLAlchemy MetaData")
+    return metadata
 
 
 @contextmanager

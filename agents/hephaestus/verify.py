@@ -9,10 +9,11 @@ failing step raises `VerificationError` naming it.
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +21,21 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 
-from sparc.agents.hephaestus.models_render import load_metadata, spec_from_models
+from sparc.agents.hephaestus.models_render import (
+    load_metadata_and_spec,
+    spec_from_models,
+)
 from sparc.agents.hephaestus.revision import (
+    collection_paused,
     is_expression_index,
     postgresql_only_default,
+    scratch_sqlite_engine,
 )
 from sparc.agents.hephaestus.scripts import render_seed_sql, seed_statements
 from sparc.agents.hephaestus.spec import Column, SchemaSpec
@@ -49,6 +56,94 @@ class VerificationReport:
     steps: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class LoadedModels:
+    """A `models.py` imported once, for every check made against it."""
+
+    metadata: sa.MetaData
+    # PostgreSQL partitions: tables made by the revisions' SQL, not by models
+    partition_names: frozenset[str]
+
+    @classmethod
+    def from_file(cls, models_path: Path) -> LoadedModels:
+        with collection_paused():
+            metadata, spec = load_metadata_and_spec(models_path)
+        return cls(metadata, frozenset(p.name for p in spec.partitions))
+
+    @classmethod
+    def through_env(
+        cls, alembic_dir: Path, partition_names: Iterable[str]
+    ) -> LoadedModels | None:
+        """The metadata `env.py` hands Alembic, loaded as the `alembic` command does.
+
+        env.py runs in offline mode with no migration to run: what it passes
+        as `target_metadata` is proof that it finds and imports `models.py`,
+        and the one import every later check can share.
+
+        Args:
+            alembic_dir: the folder with `env.py`.
+            partition_names: the PostgreSQL partitions the models record.
+
+        Returns:
+            The models, or None when env.py hands Alembic no metadata.
+
+        Raises:
+            VerificationError: env.py failed (step "load models through env.py").
+        """
+        config = alembic_config(alembic_dir)
+        config.output_buffer = io.StringIO()
+        config.set_main_option("sqlalchemy.url", "postgresql://")
+        script = ScriptDirectory.from_config(config)
+
+        def no_migrations(revision: Any, context: Any) -> list[Any]:
+            return []
+
+        def load() -> object:
+            with (
+                collection_paused(),
+                EnvironmentContext(
+                    config, script, fn=no_migrations, as_sql=True
+                ) as env,
+            ):
+                script.run_env()
+                return env.get_context().opts.get("target_metadata")
+
+        metadata = _step("load models through env.py", "postgresql", load)
+        if not isinstance(metadata, sa.MetaData):
+            return None
+        return cls(metadata, frozenset(partition_names))
+
+
+class _Chain:
+    """A revision chain run through its env.py, its scripts loaded only once.
+
+    Each Alembic command reads and compiles every revision again; the steps of
+    one verification share this chain, or at least its `script` directory.
+    """
+
+    def __init__(self, config: Config, script: ScriptDirectory | None = None) -> None:
+        self.config = config
+        self.script = script or ScriptDirectory.from_config(config)
+
+    def upgrade(self, destination: str) -> None:
+        def revisions(revision: Any, context: Any) -> Any:
+            return self.script._upgrade_revs(destination, revision)
+
+        self._run(destination, revisions)
+
+    def downgrade(self, destination: str) -> None:
+        def revisions(revision: Any, context: Any) -> Any:
+            return self.script._downgrade_revs(destination, revision)
+
+        self._run(destination, revisions)
+
+    def _run(self, destination: str, revisions: Callable[[Any, Any], Any]) -> None:
+        with EnvironmentContext(
+            self.config, self.script, fn=revisions, destination_rev=destination
+        ):
+            self.script.run_env()
+
+
 def alembic_config(alembic_dir: Path) -> Config:
     """A Config for `alembic_dir` built in code, with no ini file."""
     config = Config()
@@ -64,6 +159,7 @@ def verify_sqlite(
     *,
     previous_spec: SchemaSpec | None = None,
     previous_head: str | None = None,
+    models: LoadedModels | None = None,
 ) -> VerificationReport:
     """Verify the chain on a scratch SQLite database in a temporary folder.
 
@@ -75,29 +171,46 @@ def verify_sqlite(
             second database is upgraded to `previous_head`, given seed rows
             of `previous_spec`, then upgraded to head.
         previous_head: the revision before the new one.
+        models: `models_path` already imported, when the caller has it.
 
     Raises:
         VerificationError: a step failed (`step` names it, dialect "sqlite").
     """
+    if models is None:
+        models = _step(
+            "load models", "sqlite", lambda: LoadedModels.from_file(models_path)
+        )
     with tempfile.TemporaryDirectory(prefix="sparc-verify-") as scratch:
         copy = Path(scratch) / "alembic"
         shutil.copytree(alembic_dir, copy)
-        url = f"sqlite:///{Path(scratch) / 'verify.sqlite3'}"
-        report = verify_url(url, copy, models_path)
+        # both databases run the same revisions: read and compile them once
+        script = _step(
+            "upgrade head",
+            "sqlite",
+            lambda: ScriptDirectory.from_config(alembic_config(copy)),
+        )
+        engine = scratch_sqlite_engine(Path(scratch) / "verify.sqlite3")
+        report = _verify_on(engine, copy, models, script)
         if previous_spec is None or previous_head is None:
             return report
 
-        seeded_url = f"sqlite:///{Path(scratch) / 'seeded.sqlite3'}"
+        seeded = scratch_sqlite_engine(Path(scratch) / "seeded.sqlite3")
         steps = _upgrade_over_rows(
-            seeded_url, copy, models_path, previous_spec, previous_head
+            seeded,
+            _Chain(alembic_config(copy), script),
+            models_path,
+            models.metadata,
+            previous_spec,
+            previous_head,
         )
         return VerificationReport(report.dialect, report.steps + steps)
 
 
 def _upgrade_over_rows(
-    url: str,
-    alembic_dir: Path,
+    engine: sa.Engine,
+    chain: _Chain,
     models_path: Path,
+    metadata: sa.MetaData,
     previous_spec: SchemaSpec,
     previous_head: str,
 ) -> tuple[str, ...]:
@@ -109,23 +222,20 @@ def _upgrade_over_rows(
     if not statements:
         return ()
 
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     try:
-        metadata = load_metadata(models_path)
         with engine.connect() as connection:
-            config = alembic_config(alembic_dir)
-            config.attributes["connection"] = connection
-            config.attributes["target_metadata"] = metadata
+            chain.config.attributes["connection"] = connection
+            chain.config.attributes["target_metadata"] = metadata
             _step(
                 "upgrade to the previous head",
                 "sqlite",
-                lambda: command.upgrade(config, previous_head),
+                lambda: chain.upgrade(previous_head),
             )
             connection.commit()
             if not _seeded(connection, statements):
                 return ()
             try:
-                command.upgrade(config, "head")
+                chain.upgrade("head")
                 connection.commit()
             except Exception as error:
                 connection.rollback()
@@ -163,12 +273,16 @@ def _seeded(connection: sa.Connection, statements: list[str]) -> bool:
 
 def _columns_rows_cannot_fill(previous: SchemaSpec, spec: SchemaSpec) -> list[str]:
     # new NOT NULL columns without a default on tables that already have rows
+    previous_columns = {
+        table.name: {column.name for column in table.columns}
+        for table in previous.tables
+    }
     return [
         f"{table.name}.{column.name}"
         for table in spec.tables
-        if (before := previous.table(table.name)) is not None
+        if (before := previous_columns.get(table.name)) is not None
         for column in table.columns
-        if _needs_a_value(column) and before.column(column.name) is None
+        if _needs_a_value(column) and column.name not in before
     ]
 
 
@@ -192,7 +306,11 @@ def _needs_a_value(column: Column) -> bool:
 
 
 def verify_server(
-    admin_url: str, alembic_dir: Path, models_path: Path
+    admin_url: str,
+    alembic_dir: Path,
+    models_path: Path,
+    *,
+    models: LoadedModels | None = None,
 ) -> VerificationReport:
     """Verify the chain in a scratch database created on a server, then dropped.
 
@@ -201,13 +319,14 @@ def verify_server(
             user may create databases; its database is only used to connect.
         alembic_dir: the folder with `env.py` and `versions/`.
         models_path: the `models.py` the chain must end at.
+        models: `models_path` already imported, when the caller has it.
 
     Raises:
         VerificationError: the scratch database could not be made, or a step
             failed.
     """
     with scratch_database(admin_url) as url:
-        return verify_url(url, alembic_dir, models_path)
+        return verify_url(url, alembic_dir, models_path, models=models)
 
 
 @contextmanager
@@ -237,23 +356,49 @@ def scratch_database(admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def verify_url(url: str, alembic_dir: Path, models_path: Path) -> VerificationReport:
+def verify_url(
+    url: str,
+    alembic_dir: Path,
+    models_path: Path,
+    *,
+    models: LoadedModels | None = None,
+) -> VerificationReport:
     """Verify the chain on the database at `url`, which should start empty.
+
+    Args:
+        url: a SQLAlchemy URL of an empty database.
+        alembic_dir: the folder with `env.py` and `versions/`.
+        models_path: the `models.py` the chain must end at.
+        models: `models_path` already imported, when the caller has it.
 
     Raises:
         VerificationError: a step failed; `dialect` is the URL's backend.
     """
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    if models is None:
+        dialect = engine.dialect.name
+        models = _step(
+            "load models", dialect, lambda: LoadedModels.from_file(models_path)
+        )
+    return _verify_on(engine, alembic_dir, models)
+
+
+def _verify_on(
+    engine: sa.Engine,
+    alembic_dir: Path,
+    models: LoadedModels,
+    script: ScriptDirectory | None = None,
+) -> VerificationReport:
     dialect = engine.dialect.name
+    partitions = set(models.partition_names)
     try:
-        metadata = _step("load models", dialect, lambda: load_metadata(models_path))
-        partitions = {p.name for p in spec_from_models(models_path).partitions}
         with engine.connect() as connection:
             config = alembic_config(alembic_dir)
             config.attributes["connection"] = connection
-            config.attributes["target_metadata"] = metadata
+            config.attributes["target_metadata"] = models.metadata
             config.attributes["partition_names"] = partitions
-            steps = _round_trip(config, connection, metadata, dialect, partitions)
+            chain = _step("upgrade head", dialect, lambda: _Chain(config, script))
+            steps = _round_trip(chain, connection, models.metadata, dialect, partitions)
     finally:
         engine.dispose()
     log.info("revisions_verified", dialect=dialect, steps=len(steps))
@@ -261,7 +406,7 @@ def verify_url(url: str, alembic_dir: Path, models_path: Path) -> VerificationRe
 
 
 def _round_trip(
-    config: Config,
+    chain: _Chain,
     connection: sa.Connection,
     metadata: sa.MetaData,
     dialect: str,
@@ -275,10 +420,10 @@ def _round_trip(
         _step(step, dialect, act)
         return step
 
-    steps = [run("upgrade head", lambda: command.upgrade(config, "head"))]
-    steps.append(run("downgrade base", lambda: command.downgrade(config, "base")))
+    steps = [run("upgrade head", lambda: chain.upgrade("head"))]
+    steps.append(run("downgrade base", lambda: chain.downgrade("base")))
     steps.append(run("empty after downgrade", lambda: _assert_empty(connection)))
-    steps.append(run("upgrade head again", lambda: command.upgrade(config, "head")))
+    steps.append(run("upgrade head again", lambda: chain.upgrade("head")))
     steps.append(
         run("no drift", lambda: _assert_no_drift(connection, metadata, partitions))
     )
@@ -407,7 +552,8 @@ def _assert_no_drift(
             "include_object": include_object,
         },
     )
-    diffs = compare_metadata(context, metadata)
+    with collection_paused():
+        diffs = compare_metadata(context, metadata)
     if connection.dialect.name == "mysql":
         diffs = [
             diff
