@@ -5,10 +5,12 @@ from __future__ import annotations
 import keyword
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from yaml.nodes import MappingNode, Node, ScalarNode
 
 from sparc.errors import ConfigError
 from sparc.safe_yaml import load_yaml
@@ -17,6 +19,11 @@ CONFIG_FILE = ".sparc/config.yaml"
 MAX_CONFIG_BYTES = 256 * 1024
 
 _PROJECT_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# server name in `verify:` -> (SQLAlchemy backend, an example URL)
+_VERIFY_BACKENDS = {
+    "postgresql": ("postgresql", "postgresql+psycopg://user@127.0.0.1:5432/postgres"),
+    "mariadb": ("mysql", "mysql+pymysql://root@127.0.0.1:3306/test"),
+}
 _WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
@@ -66,6 +73,34 @@ class SparcConfig(BaseModel):
             )
         return value
 
+    @field_validator("verify")
+    @classmethod
+    def _verify_names_servers(cls, value: dict[str, str]) -> dict[str, str]:
+        # a typo here would otherwise surface as a traceback mid-run
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        for dialect, url in value.items():
+            if dialect not in _VERIFY_BACKENDS:
+                raise ValueError(
+                    f"{dialect!r} is not a server sparc verifies on; use "
+                    f"{' or '.join(sorted(_VERIFY_BACKENDS))} (SQLite is always "
+                    "verified)"
+                )
+            try:
+                backend = make_url(url).get_backend_name()
+            except ArgumentError:
+                raise ValueError(
+                    f"{dialect}: not a database URL; write it like "
+                    f"{_VERIFY_BACKENDS[dialect][1]}"
+                ) from None
+            if backend != _VERIFY_BACKENDS[dialect][0]:
+                raise ValueError(
+                    f"{dialect}: the URL is for {backend}, not {dialect}; write it "
+                    f"like {_VERIFY_BACKENDS[dialect][1]}"
+                )
+        return value
+
     @field_validator("project")
     @classmethod
     def _project_is_a_package_name(cls, value: str) -> str:
@@ -97,7 +132,7 @@ def load_config(root: Path) -> SparcConfig:
     if not path.exists() and not path.is_symlink():
         return SparcConfig(project=project_name_for(root))
 
-    data = _read_yaml_mapping(path)
+    root_node, data = _read_yaml_mapping(path)
     data.setdefault("project", project_name_for(root))
     try:
         return SparcConfig.model_validate(data)
@@ -109,11 +144,29 @@ def load_config(root: Path) -> SparcConfig:
         else:
             problem = str(error["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"{field}: {problem}", path=CONFIG_FILE, field=field
+            f"{field}: {problem}",
+            path=CONFIG_FILE,
+            field=field,
+            line=_line_of(root_node, error["loc"]),
         ) from None
 
 
-def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+def _line_of(node: Node | None, loc: Sequence[Any]) -> int | None:
+    """The 1-based line of the deepest mapping key along `loc` that exists."""
+    line = None
+    for part in loc:
+        if not isinstance(node, MappingNode):
+            break
+        for key, value in node.value:
+            if isinstance(key, ScalarNode) and key.value == str(part):
+                line, node = key.start_mark.line + 1, value
+                break
+        else:
+            break
+    return line
+
+
+def _read_yaml_mapping(path: Path) -> tuple[Node | None, dict[str, Any]]:
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             raise ConfigError(
@@ -145,9 +198,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     def error(message: str, line: int | None, column: int | None) -> ConfigError:
         return ConfigError(message, path=CONFIG_FILE, line=line, column=column)
 
-    _root, document = load_yaml(text, error)
+    root, document = load_yaml(text, error)
     if document is None:
-        return {}
+        return None, {}
     if not isinstance(document, dict):
         raise ConfigError("must be a mapping of settings", path=CONFIG_FILE)
-    return document
+    return root, document

@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from sparc.config import CONFIG_FILE, load_config
-from sparc.errors import ConfigError, DDLError
+from sparc.errors import ConfigError, DDLError, InputError
 
 
 @click.command()
@@ -80,7 +80,14 @@ def review(
     document = render[output_format](report)
 
     if output:
-        output.write_text(document, encoding="utf-8")
+        try:
+            output.write_text(document, encoding="utf-8")
+        except OSError as error:
+            raise InputError(
+                f"--output: cannot write the report: {error.strerror or error}; "
+                "give a file in an existing, writable folder",
+                path=output,
+            ) from None
     else:
         click.echo(document, nl=not document.endswith("\n"))
     ctx.exit(exit_code(report, fail_on or settings.fail_on))

@@ -160,3 +160,27 @@ def test_review_command_on_shop_step_three_with_and_without_context(
     missing = runner.invoke(main, ["-C", str(tmp_path), "review", "nope.sql"])
     assert missing.exit_code == 2
     assert "nope.sql: does not exist; check the path" in missing.output
+
+
+def test_review_command_names_a_missing_context_file_and_output_folder(
+    tmp_path: Path,
+) -> None:
+    indexes = str(SCHEMAS / "shop-3-indexes.sql")
+    runner = CliRunner()
+
+    missing = runner.invoke(
+        main, ["-C", str(tmp_path), "review", indexes, "--context", "nosuch.sql"]
+    )
+    assert missing.exit_code == 2
+    assert "nosuch.sql: does not exist; check the path" in missing.output
+
+    nowhere = tmp_path / "no" / "folder" / "x.sarif"
+    core = str(SCHEMAS / "shop-1-core.sql")
+    unwritable = runner.invoke(
+        main, ["-C", str(tmp_path), "review", core, "--output", str(nowhere)]
+    )
+    assert unwritable.exit_code == 2
+    assert "--output: cannot write the report: No such file or directory" in (
+        unwritable.output
+    )
+    assert not (tmp_path / "no").exists()

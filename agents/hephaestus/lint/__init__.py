@@ -182,8 +182,9 @@ def lint_path(
     """
     settings = settings or ReviewSettings()
     target = Path(path)
-    if not target.exists():
-        raise InputError("does not exist; check the path", path=target)
+    for given in (*context, target):
+        if not Path(given).exists():
+            raise InputError("does not exist; check the path", path=given)
     if target.is_file():
         findings, suppressed = _lint_schema_file(
             target, context=context, display=None, targets=_targets(settings)
