@@ -875,6 +875,20 @@ def _find_cycle(by_id: dict[str, TaskFile]) -> list[str] | None:
     return None
 
 
+def top_level_key_line(path: Path, key: str) -> int | None:
+    """The 1-based line of a task file's top-level `key`, None when absent.
+
+    For errors found after loading (a phase the workflow lacks) that should
+    still point at the line to change.
+    """
+    try:
+        root, _ = _parse_yaml(path, _read_text(path))
+    except BacklogError:
+        return None
+    node = None if root is None else _key_node_at(root, (key,))
+    return None if node is None else node.start_mark.line + 1
+
+
 def set_status(path: Path, status: TaskStatus, *, reason: str | None = None) -> None:
     """Change a task file's status, leaving every other byte as it was.
 

@@ -176,6 +176,16 @@ class GitError(SparcError):
     """The git repository refused an operation or is in a state sparc cannot use."""
 
 
+class RepositoryStateError(GitError):
+    """The workspace is no repository, or one sparc will not work in as it is.
+
+    Found before any work (a bare repository, a detached HEAD, a merge or
+    rebase in progress): like bad input, the user fixes it and runs again.
+    """
+
+    exit_code = 2
+
+
 class EngineError(SparcError):
     """An engine failed while working on a phase."""
 

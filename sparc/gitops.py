@@ -27,7 +27,7 @@ import structlog
 from git import Repo
 from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
 
-from sparc.errors import ConfigError, GitError, WorkspaceError
+from sparc.errors import ConfigError, GitError, RepositoryStateError, WorkspaceError
 
 log = structlog.get_logger(__name__)
 
@@ -145,12 +145,12 @@ def open_repository(root: Path) -> Repo:
     root = Path(root)
     repo = _find_repository(root)
     if repo is None:
-        raise GitError(
+        raise RepositoryStateError(
             f"{root} is not a git repository; run `sparc init` or `git init` in it"
         )
 
     if repo.bare:
-        raise GitError(
+        raise RepositoryStateError(
             f"{repo.git_dir} is a bare repository; sparc needs a work tree, "
             "so clone it and run sparc in the clone"
         )
@@ -158,14 +158,14 @@ def open_repository(root: Path) -> Repo:
     git_dir = Path(repo.git_dir)
     for marker, (operation, finish) in _OPERATIONS_IN_PROGRESS.items():
         if (git_dir / marker).exists():
-            raise GitError(
+            raise RepositoryStateError(
                 f"{repo.working_dir}: {operation} is in progress; "
                 f"finish it with `{finish}`, then run sparc again"
             )
 
     if repo.head.is_detached:
         sha = repo.head.commit.hexsha
-        raise GitError(
+        raise RepositoryStateError(
             f"{repo.working_dir}: HEAD is detached at {sha[:12]}; check out a "
             "branch (`git switch <branch>`, or `git switch -c <new-branch>` to "
             "keep this commit) so sparc's commits are not lost"

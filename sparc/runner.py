@@ -33,7 +33,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sparc import gitops
-from sparc.backlog import Backlog, TaskFile, TaskStatus
+from sparc.backlog import Backlog, TaskFile, TaskStatus, top_level_key_line
 from sparc.config import CONFIG_FILE, load_config
 from sparc.engines import EngineRegistry, WorkContext
 from sparc.errors import (
@@ -41,6 +41,7 @@ from sparc.errors import (
     ConfigError,
     InputError,
     SparcError,
+    WorkflowError,
     WorkspaceError,
 )
 from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
@@ -439,6 +440,16 @@ class Runner:
         task = task_file.task
         try:
             phases = [p.name for p in runtime.workflow.select(task.phases)]
+        except WorkflowError as exc:
+            # a phase the workflow lacks is a mistake in the task file: said
+            # before any work, the file left as it is
+            raise BacklogError(
+                exc.reason,
+                paths=[task_file.path],
+                field="phases",
+                line=top_level_key_line(task_file.path, "phases"),
+            ) from None
+        try:
             owners = {p: runtime.personas.primary(p, task.specialist) for p in phases}
         except SparcError:
             # the run itself blocks on these, with the same message

@@ -212,3 +212,33 @@ def test_init_in_a_subfolder_makes_a_new_workspace_there(
 
     assert code == 0, err
     assert (nested / ".sparc" / "config.yaml").is_file()
+
+
+@pytest.mark.parametrize("command", [["run", "DB-001"], ["batch"]])
+def test_a_folder_that_is_no_repository_is_exit_2(
+    shop_workspace: Path, command: list[str]
+) -> None:
+    before = snapshot(shop_workspace)
+
+    code, out, err = invoke("-C", str(shop_workspace), *command)
+
+    assert code == 2
+    assert "is not a git repository; run `sparc init` or `git init` in it" in err
+    assert snapshot(shop_workspace) == before
+
+
+def test_a_phase_the_workflow_lacks_is_exit_2_naming_the_line(
+    workspace: Path,
+) -> None:
+    _write(
+        workspace / "docs/backlog/DB-009.yaml",
+        "id: DB-009\ntitle: Typo\nspecialist: database-engineer\nstatus: NEW\n"
+        "phases: [refinment]\n",
+    )
+    before = snapshot(workspace, with_state=False)
+
+    code, out, err = invoke("-C", str(workspace), "run", "DB-009")
+
+    assert code == 2
+    assert "DB-009.yaml:5: phase 'refinment' is not in workflow 'sparc'" in err
+    assert snapshot(workspace, with_state=False) == before
