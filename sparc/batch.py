@@ -274,14 +274,19 @@ def run_batch(
 
     Raises:
         ConfigError: `workers` is less than 1.
-        InputError: the backlog is invalid (see `Backlog.load`).
+        InputError: the backlog is invalid (see `Backlog.load`), or a planned
+            task's engine refuses its input documents (see `Runner.check_inputs`).
     """
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise ConfigError(f"workers must be 1 or more, got {workers}", field="workers")
 
-    scheduler = _Scheduler(runner, runner.backlog(), workers, fail_fast)
+    backlog = runner.backlog()
+    scheduler = _Scheduler(runner, backlog, workers, fail_fast)
     scheduler.check_clean()
+    # a document `run` refuses with exit 2 stops the batch before any work
+    for task_id in planned_tasks(backlog):
+        runner.check_inputs(task_id)
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparc") as pool:
         running: set[Future[TaskRun]] = set()

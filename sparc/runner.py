@@ -429,6 +429,14 @@ class Runner:
                     field=field,
                 )
 
+    def check_inputs(self, task_id: str) -> None:
+        """Check the engines' own input documents for a task, as `run` does first.
+
+        Raises:
+            InputError: a document an engine reads cannot be used; names it.
+        """
+        self._check_engine_inputs(self.backlog().get(task_id))
+
     def _check_engine_inputs(self, task_file: TaskFile) -> None:
         """Each phase owner whose engine has `check_inputs(context)` checks first.
 

@@ -540,3 +540,56 @@ def test_comparison_counts_kept_facts_and_names_the_rest() -> None:
     )
     assert not comparison.identical
     assert compare_catalogs(source, source).identical
+
+
+def test_a_prisma_workspace_is_refused_before_anything_is_written(
+    workspace: Path,
+) -> None:
+    """Its Prisma tasks would not build on an Alembic baseline."""
+    stack = workspace / "docs/architecture/technology-decisions/stack-01.md"
+    stack.parent.mkdir(parents=True, exist_ok=True)
+    stack.write_text("# Stack\n\nDatabase: PostgreSQL\nORM: Prisma 5\n")
+    repo = git.Repo(workspace)
+    repo.git.add("docs")
+    repo.git.commit("-m", "choose Prisma")
+    head = repo.head.commit.hexsha
+
+    result = _adopt(workspace, "postgresql://nobody@127.0.0.1:1/none")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        "error: docs/architecture/technology-decisions/stack-01.md:4: this "
+        "workspace uses Prisma; adopt writes SQLAlchemy models and an Alembic "
+        "baseline"
+    ), result.stderr
+    _unchanged(workspace, head)
+
+
+@pytest.mark.postgres
+def test_generated_columns_and_exclusions_are_named_for_users(
+    workspace: Path, pg_url: str
+) -> None:
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(
+            "create table prices (id int primary key, net int, "
+            "gross int generated always as (net * 2) stored)"
+        )
+        connection.exec_driver_sql(
+            "create table slots (id int primary key, room int, "
+            "constraint one_booking exclude using btree (room with =))"
+        )
+    engine.dispose()
+
+    result = _adopt(workspace, pg_url)
+
+    assert result.exit_code == 2
+    assert (
+        "  - generated column prices.gross (GENERATED ALWAYS AS (net * 2) STORED) "
+        "cannot be carried yet;" in result.stderr
+    ), result.stderr
+    assert (
+        "  - exclusion constraint one_booking on slots (EXCLUDE USING ...) cannot "
+        "be carried yet;" in result.stderr
+    ), result.stderr
+    assert "SchemaSpec" not in result.stderr

@@ -300,6 +300,24 @@ def test_unknown_orm_names_the_accepted_values(shop_workspace: Path) -> None:
     assert "use one of prisma, sqlalchemy" in result.stderr
 
 
+def test_batch_refuses_a_bad_stack_document_as_run_does(
+    shop_workspace: Path,
+) -> None:
+    workspace = _prisma_workspace(shop_workspace, stack="# Stack\n\nORM: Hibernate\n")
+    head = git.Repo(workspace).head.commit.hexsha
+    backlog = workspace / "docs/backlog"
+    before = {p.name: p.read_bytes() for p in backlog.glob("*.yaml")}
+
+    result = CliRunner().invoke(main, ["-C", str(workspace), "batch"])
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {STACK_DOC}:3: ORM 'Hibernate'")
+    assert "use one of prisma, sqlalchemy" in result.stderr
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in backlog.glob("*.yaml")} == before
+    assert git.Repo(workspace).head.commit.hexsha == head
+
+
 @pytest.mark.postgres
 def test_verify_finds_a_migration_that_drifts_from_the_schema(
     shop_workspace: Path, pg_admin: sa.Engine
@@ -384,6 +402,29 @@ def test_a_rename_is_refused_rather_than_dropping_data(shop_workspace: Path) -> 
     assert not outcome.complete
     assert "renaming products.name to title is not carried" in outcome.reason
     assert len(migration_files(workspace)) == 1
+
+
+def test_a_not_null_column_for_existing_rows_is_refused(shop_workspace: Path) -> None:
+    """The UPDATE between ADD COLUMN and SET NOT NULL cannot reach the migration."""
+    workspace = _prisma_workspace(shop_workspace)
+    _run_all(workspace, ("DB-001",))
+    (workspace / "docs/data/shop-3-indexes.sql").write_text(
+        "ALTER TABLE products ADD COLUMN sku text;\n"
+        "UPDATE products SET sku = 'x';\n"
+        "ALTER TABLE products ALTER COLUMN sku SET NOT NULL;\n"
+    )
+    task = workspace / "docs/backlog/DB-003.yaml"
+    task.write_text(task.read_text().replace("depends_on: [DB-002]", "depends_on: []"))
+    head = git.Repo(workspace).head.commit.hexsha
+
+    with Runner.open(workspace) as runner:
+        outcome = runner.run("DB-003")
+
+    assert not outcome.complete
+    assert "column products.sku is NOT NULL without a DEFAULT" in outcome.reason
+    assert "backfill it before setting NOT NULL" in outcome.reason
+    assert len(migration_files(workspace)) == 1
+    assert git.Repo(workspace).head.commit.hexsha == head
 
 
 def test_sqlalchemy_targets_without_a_server_are_reported(

@@ -31,6 +31,7 @@ from alembic.script import ScriptDirectory
 
 from sparc.agents.hephaestus.engine import QUERY_SCRIPT, SEED_SCRIPT, models_path
 from sparc.agents.hephaestus.forge import ALEMBIC_DIR, forge
+from sparc.agents.hephaestus.inputs import STACK_DOC, read_stack
 from sparc.agents.hephaestus.models_render import load_metadata
 from sparc.agents.hephaestus.reflect import (
     VERSION_TABLE,
@@ -269,6 +270,7 @@ def adopt_database(
         InputError: the URL is not PostgreSQL or cannot be reached.
         VerificationError: the baseline failed on a scratch database.
     """
+    _refuse_prisma_workspace(root)
     _refuse_existing_schema(root, project)
     source = _postgresql_url(url)
     shown = source.render_as_string(hide_password=True)
@@ -452,6 +454,21 @@ def _refusals(error: DDLError) -> list[str]:
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _refuse_prisma_workspace(root: Path) -> None:
+    """A Prisma workspace's next task would not read an Alembic baseline."""
+    stack = read_stack(root)
+    if stack.orm != "prisma":
+        return
+    raise InputError(
+        "this workspace uses Prisma; adopt writes SQLAlchemy models and an "
+        "Alembic baseline, which its Prisma tasks do not build on, so nothing "
+        "was written. Adopt into a workspace whose stack decision chooses "
+        "SQLAlchemy, or describe the existing schema to a Prisma data task as DDL",
+        path=STACK_DOC,
+        line=stack.orm_line,
+    )
 
 
 def _refuse_existing_schema(root: Path, project: str) -> None:

@@ -449,6 +449,30 @@ class _ExpressionStream(RawStream):
             super().print_node(node, is_name, is_symbol)
 
 
+def _uncarried_constraint(table: str, column: str | None, node: ast.Constraint) -> str:
+    """Why a constraint kind sparc has no form for is refused, and what to do."""
+    kind = ConstrType(node.contype)
+    if kind == ConstrType.CONSTR_GENERATED and column is not None:
+        expression = _deparse(node.raw_expr) if node.raw_expr is not None else "..."
+        return (
+            f"generated column {table}.{column} (GENERATED ALWAYS AS ({expression}) "
+            "STORED) cannot be carried yet; make it a plain column the application "
+            "or a trigger fills, or compute it in a view"
+        )
+    if kind == ConstrType.CONSTR_EXCLUSION:
+        name = f" {node.conname}" if node.conname else ""
+        return (
+            f"exclusion constraint{name} on {table} (EXCLUDE USING ...) cannot be "
+            "carried yet; enforce the rule with a unique index, a CHECK or a "
+            "trigger, or remove it"
+        )
+    label = kind.name.removeprefix("CONSTR_").replace("_", " ").lower()
+    return (
+        f"{label} constraint on {table} cannot be carried yet; express the rule "
+        "as a CHECK or remove it"
+    )
+
+
 def _deparse(node: ast.Node) -> str:
     """PostgreSQL text of an expression, `public.` qualifiers dropped."""
     for child in _walk(node):
@@ -1046,12 +1070,7 @@ class _SchemaBuilder:
         elif kind == ConstrType.CONSTR_FOREIGN:
             self._foreign_key(table, node, column)
         else:
-            label = kind.name.removeprefix("CONSTR_").replace("_", " ")
-            self._refuse(
-                at,
-                f"{table_name}: {label} constraints are not supported by the "
-                "SchemaSpec; express the rule as a CHECK or remove it",
-            )
+            self._refuse(at, _uncarried_constraint(table_name, column, node))
 
     def _key_columns(
         self, table: Table, node: ast.Constraint, column: str | None

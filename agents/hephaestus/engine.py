@@ -55,7 +55,11 @@ from sparc.agents.hephaestus.scripts import (
     render_seed_sql,
 )
 from sparc.agents.hephaestus.spec import SchemaSpec
-from sparc.agents.hephaestus.verify import alembic_config
+from sparc.agents.hephaestus.verify import (
+    alembic_config,
+    columns_rows_cannot_fill,
+    rows_refused,
+)
 from sparc.engines import Finding, Review, WorkContext, WorkResult
 from sparc.errors import DDLError, EngineError, InputError, VerificationError
 
@@ -188,6 +192,7 @@ class HephaestusEngine:
             base = spec_from_prisma_migrations(committed)
             parsed = self._target(context, base)
             _refuse_renames(parsed.renames, base, context)
+            _refuse_columns_rows_cannot_fill(base, parsed.spec)
             files = forge_prisma(
                 committed,
                 task_id=task.id,
@@ -466,6 +471,23 @@ def _refuse_renames(
             "hand-written migration.sql first, or keep the name",
             path=context.workspace.relative(context.task.path),
             field="references",
+        )
+
+
+def _refuse_columns_rows_cannot_fill(base: SchemaSpec, spec: SchemaSpec) -> None:
+    """A migration adding a NOT NULL column to a table with rows must not commit.
+
+    The DDL reader keeps the schema a task's DDL builds, not its UPDATEs, so
+    a backfill between ADD COLUMN and SET NOT NULL does not reach the
+    migration; the column would arrive NOT NULL in one step and fail on any
+    table that holds rows, as the SQLAlchemy path's seeded upgrade finds.
+    """
+    columns = columns_rows_cannot_fill(base, spec)
+    if columns:
+        raise VerificationError(
+            rows_refused(columns),
+            step="upgrade head over existing rows",
+            dialect="postgresql",
         )
 
 

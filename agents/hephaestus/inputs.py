@@ -41,7 +41,7 @@ the difference), tables it does not mention are kept as they are.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -121,6 +121,8 @@ class StackDecision:
     orm: Orm = "sqlalchemy"
     database: str = "postgresql"
     targets: tuple[str, ...] = ("postgresql", "sqlite")
+    # where the document names the ORM, for messages that point at it
+    orm_line: int | None = field(default=None, compare=False)
 
 
 def read_stack(root: Path) -> StackDecision:
@@ -183,7 +185,12 @@ def read_stack(root: Path) -> StackDecision:
             line=found["targets"][0],
         )
 
-    decision = StackDecision(orm=orm, database=database, targets=targets)
+    decision = StackDecision(
+        orm=orm,
+        database=database,
+        targets=targets,
+        orm_line=found["orm"][0] if "orm" in found else None,
+    )
     log.info("stack_read", orm=orm, database=database, targets=list(targets))
     return decision
 

@@ -239,7 +239,7 @@ def _upgrade_over_rows(
                 connection.commit()
             except Exception as error:
                 connection.rollback()
-                columns = _columns_rows_cannot_fill(
+                columns = columns_rows_cannot_fill(
                     previous_spec, spec_from_models(models_path)
                 )
                 if not columns:
@@ -248,7 +248,7 @@ def _upgrade_over_rows(
                     log.warning("seeded_upgrade_inconclusive", error=str(error))
                     return ()
                 raise VerificationError(
-                    _rows_refused(columns, error),
+                    rows_refused(columns, f"{type(error).__name__}: {error}"),
                     step="upgrade head over existing rows",
                     dialect="sqlite",
                 ) from error
@@ -271,8 +271,8 @@ def _seeded(connection: sa.Connection, statements: list[str]) -> bool:
     return True
 
 
-def _columns_rows_cannot_fill(previous: SchemaSpec, spec: SchemaSpec) -> list[str]:
-    # new NOT NULL columns without a default on tables that already have rows
+def columns_rows_cannot_fill(previous: SchemaSpec, spec: SchemaSpec) -> list[str]:
+    """New NOT NULL columns without a default on tables `previous` already has."""
     previous_columns = {
         table.name: {column.name for column in table.columns}
         for table in previous.tables
@@ -286,13 +286,19 @@ def _columns_rows_cannot_fill(previous: SchemaSpec, spec: SchemaSpec) -> list[st
     ]
 
 
-def _rows_refused(columns: list[str], error: Exception) -> str:
-    found = f"{type(error).__name__}: {error}"
+def rows_refused(columns: list[str], found: str | None = None) -> str:
+    """Why new NOT NULL columns without a DEFAULT cannot go over existing rows.
+
+    Args:
+        columns: the columns as `table.column`.
+        found: the error a database gave, when one was seen.
+    """
+    seen = f" ({found})" if found else ""
     return (
         f"column {', '.join(columns)} is NOT NULL without a DEFAULT, so the rows "
         "already in the table get no value and the upgrade fails on any database "
         "that holds data; give the column a DEFAULT, make it nullable, or "
-        f"backfill it before setting NOT NULL ({found})"
+        f"backfill it before setting NOT NULL{seen}"
     )
 
 
