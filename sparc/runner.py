@@ -40,7 +40,7 @@ from sparc.errors import (
     BacklogError,
     ConfigError,
     InputError,
-    SparcError,
+    PersonaCardError,
     WorkflowError,
     WorkspaceError,
 )
@@ -459,9 +459,16 @@ class Runner:
             ) from None
         try:
             owners = {p: runtime.personas.primary(p, task.specialist) for p in phases}
-        except SparcError:
-            # the run itself blocks on these, with the same message
-            return
+        except PersonaCardError as exc:
+            if exc.field != "specialist":
+                raise
+            # the cards cannot pick an owner from the task's specialist
+            raise BacklogError(
+                exc.reason,
+                paths=[task_file.path],
+                field="specialist",
+                line=top_level_key_line(task_file.path, "specialist"),
+            ) from None
         checked: set[str] = set()
         for phase, persona in owners.items():
             check = getattr(runtime.engines.get(persona.key), "check_inputs", None)

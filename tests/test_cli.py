@@ -242,3 +242,21 @@ def test_a_phase_the_workflow_lacks_is_exit_2_naming_the_line(
     assert code == 2
     assert "DB-009.yaml:5: phase 'refinment' is not in workflow 'sparc'" in err
     assert snapshot(workspace, with_state=False) == before
+
+
+def test_a_specialist_no_card_owns_is_exit_2_naming_the_line(
+    workspace: Path,
+) -> None:
+    _write(
+        workspace / "docs/backlog/DB-009.yaml",
+        "id: DB-009\ntitle: Unknown\nspecialist: dba\nstatus: NEW\n",
+    )
+    before = snapshot(workspace, with_state=False)
+
+    for command in (["run", "DB-009"], ["batch"]):
+        code, out, err = invoke("-C", str(workspace), *command)
+
+        assert code == 2
+        assert "DB-009.yaml:3: no persona primary for refinement has specialist " in err
+        assert "Traceback" not in err
+        assert snapshot(workspace, with_state=False) == before
