@@ -588,3 +588,75 @@ def _column(spec: SchemaSpec, table: str, name: str) -> Column:
     column = found.column(name)
     assert column is not None
     return column
+
+
+KEYED = """
+CREATE TABLE g (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    label text NOT NULL
+);
+"""
+UNKEYED = KEYED.replace(" GENERATED ALWAYS AS IDENTITY", "")
+
+
+def _column_types(url: str, table: str) -> dict[str, str]:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT column_name, data_type, is_identity "
+                    "FROM information_schema.columns WHERE table_name = :table"
+                ),
+                {"table": table},
+            )
+            return {name: f"{kind} {identity}" for name, kind, identity in rows}
+    finally:
+        engine.dispose()
+
+
+def test_dropping_a_bigint_key_identity_keeps_its_type_on_postgresql_text(
+    tmp_path: Path,
+) -> None:
+    """SQLite's INTEGER rowid key is no type change of the spec's bigint key."""
+    _forge_into(tmp_path, KEYED, "keyed")
+
+    result = _forge_into(tmp_path, UNKEYED, "unkeyed")
+
+    assert result.revision is not None
+    text = result.revision.text
+    assert "ALTER TABLE g ALTER COLUMN id DROP IDENTITY" in text
+    assert "existing_type=sa.INTEGER()" not in text
+    # the rowid's own retyping runs only where the rowid variant exists
+    assert 'if op.get_context().dialect.name != "postgresql":' in text
+    assert "autoincrement=False" not in text
+
+
+@pytest.mark.postgres
+def test_dropping_a_bigint_key_identity_round_trips_on_postgresql(
+    tmp_path: Path, pg_admin: sa.Engine, pg_databases: ScratchDatabases
+) -> None:
+    """Upgrade drops only the identity; downgrade gives it back, still bigint."""
+    from alembic import command
+
+    from sparc.agents.hephaestus.verify import alembic_config
+
+    admin = pg_admin.url.render_as_string(hide_password=False)
+    _forge_into(tmp_path, KEYED, "keyed")
+    result = _forge_into(
+        tmp_path, UNKEYED, "unkeyed", verify_urls={"postgresql": admin}
+    )
+    assert "postgresql: upgrade head" in "\n".join(result.report)
+
+    config = alembic_config(tmp_path / "alembic")
+    url = pg_databases.create()
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(config, "001")
+    at_first = _column_types(url, "g")
+    command.upgrade(config, "head")
+    assert _column_types(url, "g")["id"] == "bigint NO"
+
+    command.downgrade(config, "001")
+
+    assert at_first["id"] == "bigint YES"
+    assert _column_types(url, "g") == at_first

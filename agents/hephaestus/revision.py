@@ -591,6 +591,10 @@ def write_revision(
                 _add_missed_checks(connection, metadata, upgrade_ops)
         finally:
             engine.dispose()
+    _keep_unchanged_types_off_postgresql(
+        previous_spec, spec, previous_metadata, upgrade_ops
+    )
+    _autoincrement_on_mariadb_only(upgrade_ops)
     _defer_cycle_keys(upgrade_ops)
     _add_changed_indexes(previous_metadata, metadata, upgrade_ops)
     _add_expression_indexes(previous_metadata, metadata, upgrade_ops)
@@ -944,6 +948,125 @@ def _add_changed_indexes(
             upgrade_ops.ops.append(ops.ModifyTableOps(table.name, changes))
 
 
+class NotOnPostgresqlOp(ops.MigrateOperation):
+    """An operation only the other databases need (their own form of a type)."""
+
+    def __init__(self, operation: ops.MigrateOperation) -> None:
+        self.operation = operation
+
+    def reverse(self) -> NotOnPostgresqlOp:
+        return NotOnPostgresqlOp(self.operation.reverse())
+
+
+@renderers.dispatch_for(NotOnPostgresqlOp)
+def _render_not_on_postgresql(
+    context: AutogenContext, op: NotOnPostgresqlOp
+) -> list[str]:
+    from alembic.autogenerate.render import render_op
+
+    inner = render_op(context, op.operation)
+    return ['if op.get_context().dialect.name != "postgresql":', *inner, ""]
+
+
+def _keep_unchanged_types_off_postgresql(
+    previous: SchemaSpec | None,
+    spec: SchemaSpec | None,
+    previous_metadata: sa.MetaData | None,
+    upgrade_ops: ops.UpgradeOps,
+) -> None:
+    # a type change the specs do not make is SQLite's: a generated integer
+    # key is INTEGER there (its rowid), so a key that stops being generated
+    # looks retyped. Only the other databases run it, from the previous
+    # models' type rather than SQLite's, so its downgrade restores that type
+    if previous is None or spec is None:
+        return
+    for operation in upgrade_ops.ops:
+        if not isinstance(operation, ops.ModifyTableOps):
+            continue
+        before, after = (
+            previous.table(operation.table_name),
+            spec.table(operation.table_name),
+        )
+        if before is None or after is None:
+            continue
+        changes: list[ops.MigrateOperation] = []
+        for child in operation.ops:
+            old = before.column(child.column_name) if _retypes(child) else None
+            new = after.column(child.column_name) if _retypes(child) else None
+            if old is None or new is None or old.type != new.type:
+                changes.append(child)
+                continue
+            assert isinstance(child, ops.AlterColumnOp)
+            changes.extend(
+                _split_type_change(child, _previous_type(previous_metadata, child))
+            )
+        operation.ops = changes
+
+
+def _retypes(operation: ops.MigrateOperation) -> bool:
+    return isinstance(operation, ops.AlterColumnOp) and (
+        operation.modify_type is not None
+    )
+
+
+def _previous_type(
+    metadata: sa.MetaData | None, alter: ops.AlterColumnOp
+) -> sa.types.TypeEngine[Any] | None:
+    table = metadata.tables.get(alter.table_name) if metadata is not None else None
+    column = table.columns.get(alter.column_name) if table is not None else None
+    return column.type if column is not None else None
+
+
+def _split_type_change(
+    alter: ops.AlterColumnOp, previous_type: sa.types.TypeEngine[Any] | None
+) -> list[ops.MigrateOperation]:
+    existing_type = previous_type if previous_type is not None else alter.modify_type
+    retype = ops.AlterColumnOp(
+        alter.table_name,
+        alter.column_name,
+        schema=alter.schema,
+        existing_type=existing_type,
+        existing_nullable=alter.existing_nullable,
+        existing_server_default=alter.existing_server_default,
+        modify_type=alter.modify_type,
+        **alter.kw,
+    )
+    rest: list[ops.MigrateOperation] = [NotOnPostgresqlOp(retype)]
+    alter.modify_type = None
+    alter.existing_type = existing_type
+    if alter.has_changes():
+        rest.insert(0, alter)
+    return rest
+
+
+class _OnMariadbOnly:
+    """An argument MariaDB's ALTER needs and the other databases warn about."""
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"_on_mariadb({self.value!r})"
+
+
+def _autoincrement_on_mariadb_only(upgrade_ops: ops.UpgradeOps) -> None:
+    # autogenerate marks every altered key column with its autoincrement,
+    # which only MySQL's ALTER reads; PostgreSQL and SQLite warn about it
+    for operation in upgrade_ops.ops:
+        children = (
+            operation.ops if isinstance(operation, ops.ModifyTableOps) else [operation]
+        )
+        for child in children:
+            if isinstance(child, NotOnPostgresqlOp):
+                child = child.operation
+            if not isinstance(child, ops.AlterColumnOp):
+                continue
+            for key in ("autoincrement", "existing_autoincrement"):
+                value = child.kw.get(key)
+                if isinstance(value, bool):
+                    child.kw[key] = _OnMariadbOnly(value)
+
+
 class NotOnMariadbOp(ops.MigrateOperation):
     """An operation MariaDB cannot run (an index on an expression)."""
 
@@ -1055,6 +1178,11 @@ _HELPERS = {
         '    return None if op.get_context().dialect.name == "mysql" else when',
     ],
 }
+_HELPERS["_on_mariadb("] = [
+    "def _on_mariadb(value: bool) -> bool | None:",
+    '    """Only MariaDB\'s ALTER reads a column\'s autoincrement; others warn."""',
+    '    return value if op.get_context().dialect.name == "mysql" else None',
+]
 _NULLS_ORDER = re.compile(r"sa\.literal_column\(('[^']* NULLS (?:FIRST|LAST)')\)")
 _HELPERS["_sort_key("] = [
     "def _sort_key(key: str) -> sa.ColumnElement[object]:",
