@@ -31,6 +31,10 @@ class RunState(TypedDict, total=False):
     task_id: str
     run_id: str
     phases: list[str]
+    # the task's specialist and the phases whose gate waits for a person, as
+    # the load node read them: routers decide from the state alone
+    specialist: str
+    approval_phases: list[str]
     rounds: dict[str, int]
     # the deliverables of the phase under review: path -> text, written to the
     # workspace only once the gate (and a person, where required) approves them
