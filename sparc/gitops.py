@@ -404,7 +404,7 @@ def commit_paths(
 
 
 def find_task_commit(
-    repo: Repo, task_id: str, *, run_id: str | None = None
+    repo: Repo, task_id: str, *, run_id: str | None = None, since: str | None = None
 ) -> str | None:
     """Find the newest commit on HEAD made for `task_id` (and `run_id`).
 
@@ -412,6 +412,8 @@ def find_task_commit(
         repo: The workspace repository.
         task_id: The value of the commit's `Task:` trailer.
         run_id: When given, the value its `Run:` trailer must have too.
+        since: When given, only commits made after this one are searched
+            (the whole history when git no longer knows it).
 
     Returns:
         The commit's sha, or None when HEAD has no such commit (or no commits).
@@ -421,16 +423,19 @@ def find_task_commit(
     if _current_commit(repo) is None:
         return None
 
-    output = _git(
-        repo,
+    log_args = [
         "log",
         "--fixed-strings",
         f"--grep={task_id}",
         "--format=%H%x1f%(trailers:key=Task,valueonly,unfold,separator=%x1e)"
         "%x1f%(trailers:key=Run,valueonly,unfold,separator=%x1e)%x00",
-        "HEAD",
-        "--",
-    )
+    ]
+    try:
+        output = _git(repo, *log_args, f"{since}..HEAD" if since else "HEAD", "--")
+    except GitError:
+        if not since:
+            raise
+        output = _git(repo, *log_args, "HEAD", "--")
 
     for record in output.split("\0"):
         fields = record.strip("\n").split("\x1f")
@@ -443,6 +448,11 @@ def find_task_commit(
             continue
         return sha
     return None
+
+
+def head_commit(repo: Repo) -> str | None:
+    """The commit HEAD points at, or None on a branch without commits."""
+    return _current_commit(repo)
 
 
 def conventional_message(kind: str, scope: str, summary: str) -> str:

@@ -30,6 +30,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from sparc import gitops
 from sparc.backlog import TaskStatus
 from sparc.engines import Finding, Meter, Review, WorkContext
 from sparc.errors import SparcError
@@ -176,9 +177,11 @@ def _load_task(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
                 task_file, TaskStatus.IN_PROGRESS, run_id=state["run_id"]
             )
             log.info("task_started", phases=phases)
-        # what the routers need from the task travels in the state
+        # what the routers need from the task travels in the state, and
+        # where history stood, for a resumed commit to look no further back
         return {
             "phases": phases,
+            "base_commit": gitops.head_commit(runtime.repo) or "",
             "specialist": task.specialist or "",
             "approval_phases": _approval_phases(runtime, task.require_approval),
         }
@@ -453,6 +456,7 @@ def _commit(
                     written=state.get("written", []),
                     record=state.get("record", []),
                     resumed=resumed,
+                    since=state.get("base_commit") or None,
                 )
             except SparcError as exc:
                 return {"reason": f"commit: {exc}"}

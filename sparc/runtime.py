@@ -7,6 +7,7 @@ editing the task file, committing, and undoing a run that ends blocked.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,9 @@ _COMMIT_SCOPES = {"database-engineer": "db", "python-engineer": "app"}
 
 # the names a task file may have, as the backlog reads them
 _TASK_SUFFIXES = (".yaml", ".yml")
+# the temporary file of an atomic write ends in eight random characters and this
+_TEMPORARY_SUFFIX = ".tmp"
+_TEMPORARY_LENGTH = 8 + len(_TEMPORARY_SUFFIX)
 
 
 class BudgetLimits(BaseModel):
@@ -138,6 +142,7 @@ class Runtime:
         task = task_file.task
         if task.status == status and reason is None:
             return task_file
+        _remove_leftovers(task_file.path)
         set_status(task_file.path, status, reason=reason)
         log.info("task_status_set", task_id=task.id, status=status.value)
 
@@ -184,6 +189,7 @@ class Runtime:
                 ]
                 before = path.read_bytes() if path.is_file() else None
                 previous.append((path, before, created))
+                _remove_leftovers(path)
                 self.workspace.write_text(rel, files[rel], field="deliverable")
                 log.debug("file_written", path=rel)
         except BaseException:
@@ -199,6 +205,7 @@ class Runtime:
         written: Sequence[str],
         record: Sequence[Mapping[str, str]],
         resumed: bool = True,
+        since: str | None = None,
     ) -> str | None:
         """Mark the task COMPLETE and commit it with what the run wrote, once.
 
@@ -211,6 +218,9 @@ class Runtime:
                 already (a run resumed after a crash or a pause). Only then is
                 the history searched for the run's commit; a fresh run cannot
                 have one.
+            since: the commit HEAD was at when the run started: the search
+                goes no further back, so an earlier run of the same task
+                does not count.
         """
         with self.git_lock:
             return self._commit_run(
@@ -219,6 +229,7 @@ class Runtime:
                 written=written,
                 record=record,
                 resumed=resumed,
+                since=since,
             )
 
     def _commit_run(
@@ -229,10 +240,13 @@ class Runtime:
         written: Sequence[str],
         record: Sequence[Mapping[str, str]],
         resumed: bool,
+        since: str | None,
     ) -> str | None:
         task = task_file.task
         if resumed:
-            existing = gitops.find_task_commit(self.repo, task.id, run_id=run_id)
+            existing = gitops.find_task_commit(
+                self.repo, task.id, run_id=run_id, since=since
+            )
             if existing:
                 log.info("commit_exists", task_id=task.id, commit=existing)
                 return existing
@@ -278,6 +292,7 @@ class Runtime:
         self, task_file: TaskFile, *, written: Sequence[str], reason: str
     ) -> None:
         self.put_back(written)
+        _remove_leftovers(task_file.path)
         set_status(task_file.path, TaskStatus.BLOCKED, reason=reason)
 
     def put_back(self, written: Sequence[str]) -> None:
@@ -300,6 +315,34 @@ class Runtime:
                     folder.rmdir()
                 except OSError:
                     break
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files a killed process left beside `path`.
+
+    An atomic write (`write_text_atomic`) goes through `.{name}.XXXXXXXX.tmp`
+    beside its target; a process killed before the rename leaves it there, in
+    the user's tree. A run is the only writer of its task file and of its
+    deliverables (the workspace lock and the batch's scheduling see to that),
+    so such a file next to a path it is about to write is a leftover.
+    """
+    prefix = f".{path.name}."
+    try:
+        entries = os.scandir(path.parent)
+    except OSError:
+        return
+    with entries:
+        leftovers = [
+            Path(entry.path)
+            for entry in entries
+            if entry.name.startswith(prefix)
+            and entry.name.endswith(_TEMPORARY_SUFFIX)
+            and len(entry.name) == len(prefix) + _TEMPORARY_LENGTH
+            and entry.is_file(follow_symlinks=False)
+        ]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+        log.warning("leftover_removed", path=str(leftover))
 
 
 def _put_back(previous: Sequence[tuple[Path, bytes | None, list[Path]]]) -> None:

@@ -35,6 +35,8 @@ class RunState(TypedDict, total=False):
     # the load node read them: routers decide from the state alone
     specialist: str
     approval_phases: list[str]
+    # HEAD when the run started: a resumed run looks for its own commit after it
+    base_commit: str
     rounds: dict[str, int]
     # the deliverables of the phase under review: path -> text, written to the
     # workspace only once the gate (and a person, where required) approves them
