@@ -521,7 +521,9 @@ def _route_after_work(
                     reviewer=persona.key,
                     pending=state.get("pending", {}),
                     written=list(state.get("written", [])),
-                    usage=list(state.get("usage", [])),
+                    # the branch's meter needs the totals only; every checkpoint
+                    # until the branches run would carry the whole list
+                    usage=[usage_totals(state.get("usage", []))],
                     budget_base=state.get("budget_base", {}),
                 ),
             )

@@ -684,7 +684,7 @@ class Runner:
     def _save_record(self, outcome: RunOutcome) -> None:
         path = self.runtime.workspace.state_dir / RUNS_DIR / f"{outcome.task_id}.json"
         document = redact_data(outcome.as_dict())
-        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+        _replace_unsynced(path, json.dumps(document, indent=2) + "\n")
 
     def _open_checkpointer(
         self, checkpoints: Path | None, url: str | None
@@ -791,6 +791,24 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _replace_unsynced(path: Path, text: str) -> None:
+    """Replace `path` whole through a rename, without waiting for the disk.
+
+    A run record, like the checkpoints it is read from, has to survive a
+    killed process, not a power loss; an fsync per run would only add latency.
+    Only the task's lock holder writes its record, so the staging name can be
+    fixed, and one a killed process left is simply written over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.staged")
+    try:
+        staged.write_text(text, encoding="utf-8")
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
 
 
 def read_waiting(folder: Path) -> dict[str, dict[str, Any]]:

@@ -74,5 +74,6 @@ class ReviewInput(TypedDict):
     reviewer: str
     pending: dict[str, str]
     written: list[str]
+    # what the run has used so far, summed into one entry
     usage: list[dict[str, Any]]
     budget_base: dict[str, float]
