@@ -476,7 +476,7 @@ class Runner:
                 loaded it; default: load it.
         """
         found = []
-        for task_file in (backlog or self.backlog()).tasks:
+        for task_file in (backlog if backlog is not None else self.backlog()).tasks:
             config = self._config(run_id_for(task_file))
             snapshot = self.graph.get_state(config)
             if snapshot.next and not snapshot.interrupts:
