@@ -286,7 +286,7 @@ def run_batch(
     scheduler.check_clean()
     # a document `run` refuses with exit 2 stops the batch before any work
     for task_id in planned_tasks(backlog):
-        runner.check_inputs(task_id)
+        runner.check_inputs(backlog.get(task_id))
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sparc") as pool:
         running: set[Future[TaskRun]] = set()
@@ -335,10 +335,11 @@ class _Scheduler:
         self._fail_fast = fail_fast
         self._status = {tf.task.id: tf.task.status for tf in backlog.tasks}
         # runs a crash interrupted go first, whatever their status says
-        self._interrupted = set(runner.unfinished())
+        self._interrupted = set(runner.unfinished(backlog))
         self._waiting = set(runner.waiting())
         self._paths: dict[str, set[str]] = {}
         self._running: dict[str, set[str]] = {}
+        self._ran: set[str] = set()
         self._ready: list[tuple[tuple[int, int, str], str]] = sorted(
             (self._urgency(tf), tf.task.id)
             for tf in backlog.tasks
@@ -404,6 +405,7 @@ class _Scheduler:
         self._running.pop(task_id, None)
         self._interrupted.discard(task_id)
         self.result.runs.append(run)
+        self._ran.add(task_id)
         if run.outcome.waiting:
             self._waiting.add(task_id)
             return
@@ -414,12 +416,16 @@ class _Scheduler:
             return
 
         self._status[task_id] = TaskStatus.COMPLETE
-        queued = {queued_id for _, queued_id in self._ready}
-        ran = {r.task_id for r in self.result.runs}
-        for dependent in self._backlog.dependents(task_id):
+        dependents = self._backlog.dependents(task_id)
+        queued = {queued_id for _, queued_id in self._ready} if dependents else set()
+        for dependent in dependents:
             # a dependent may be queued already: it was ready when the batch
             # began (its dependency was COMPLETE but its run not yet finished)
-            if dependent in queued or dependent in self._running or dependent in ran:
+            if (
+                dependent in queued
+                or dependent in self._running
+                or dependent in self._ran
+            ):
                 continue
             if self._runnable(dependent):
                 entry = (self._urgency(self._backlog.get(dependent)), dependent)
@@ -428,11 +434,10 @@ class _Scheduler:
 
     def not_run(self) -> dict[str, str]:
         """Why each task that could have run in this batch did not."""
-        ran = {r.task_id for r in self.result.runs}
         reasons: dict[str, str] = {}
         for tf in self._backlog.tasks:
             task_id = tf.task.id
-            if task_id in ran or self._status[task_id] not in _RUNNABLE:
+            if task_id in self._ran or self._status[task_id] not in _RUNNABLE:
                 continue
             if task_id in self._waiting:
                 reasons[task_id] = "waiting for approval (`sparc approve`)"

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -72,6 +72,8 @@ _OBJECT_ID = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 # git prints these (with LC_ALL=C, which GitPython sets) when `commit --only`
 # finds its paths unchanged
 _NOTHING_TO_COMMIT = re.compile(r"nothing (?:added )?to commit|no changes added")
+# and this when a path given to `commit --only` is not in the index
+_UNKNOWN_PATH = "did not match any file(s) known to git"
 
 _FIRST_WAIT = 0.05
 _LONGEST_WAIT = 1.0
@@ -113,6 +115,10 @@ class Identity:
 
 class _NothingToCommit(Exception):
     """`git commit` found none of the given paths changed since HEAD."""
+
+
+class _UnknownPath(Exception):
+    """`git commit` was given a path that git does not track."""
 
 
 class WorkspaceRepo(Repo):
@@ -339,6 +345,7 @@ def commit_paths(
     trailers: Mapping[str, str],
     lock_timeout: float = 30.0,
     stale_after: float = 600.0,
+    tracked: Collection[str] = (),
 ) -> str | None:
     """Commit exactly `paths` as they are in the working tree, and nothing else.
 
@@ -356,6 +363,10 @@ def commit_paths(
             `.git/index.lock` another program holds.
         stale_after: Age in seconds after which an `index.lock` is taken as
             left behind by a crashed program and removed (once per call).
+        tracked: Those of `paths` the caller knows git tracks: they are
+            committed without staging them first, which spares a git process
+            when no other path is given. Should git not know one of them,
+            every path is staged after all.
 
     Returns:
         The new commit's sha, or None when none of `paths` changed.
@@ -369,6 +380,7 @@ def commit_paths(
     pathspecs = _pathspecs(repo, paths)
     if not pathspecs:
         return None
+    known = set(_pathspecs(repo, [path for path in tracked if path in paths]))
     git_dir = Path(repo.git_dir)
 
     with _commit_lock(git_dir, lock_timeout):
@@ -384,7 +396,7 @@ def commit_paths(
             backup = _backup_index(git_dir, Path(scratch))
             try:
                 return _stage_and_commit(
-                    repo, index_lock, pathspecs, full_message, identity
+                    repo, index_lock, pathspecs, known, full_message, identity
                 )
             except BaseException:
                 _restore_index(repo, index_lock, pathspecs, backup)
@@ -392,7 +404,7 @@ def commit_paths(
 
 
 def find_task_commit(
-    repo: Repo, task_id: str, *, run_id: str | None = None
+    repo: Repo, task_id: str, *, run_id: str | None = None, since: str | None = None
 ) -> str | None:
     """Find the newest commit on HEAD made for `task_id` (and `run_id`).
 
@@ -400,6 +412,8 @@ def find_task_commit(
         repo: The workspace repository.
         task_id: The value of the commit's `Task:` trailer.
         run_id: When given, the value its `Run:` trailer must have too.
+        since: When given, only commits made after this one are searched
+            (the whole history when git no longer knows it).
 
     Returns:
         The commit's sha, or None when HEAD has no such commit (or no commits).
@@ -409,16 +423,19 @@ def find_task_commit(
     if _current_commit(repo) is None:
         return None
 
-    output = _git(
-        repo,
+    log_args = [
         "log",
         "--fixed-strings",
         f"--grep={task_id}",
         "--format=%H%x1f%(trailers:key=Task,valueonly,unfold,separator=%x1e)"
         "%x1f%(trailers:key=Run,valueonly,unfold,separator=%x1e)%x00",
-        "HEAD",
-        "--",
-    )
+    ]
+    try:
+        output = _git(repo, *log_args, f"{since}..HEAD" if since else "HEAD", "--")
+    except GitError:
+        if not since:
+            raise
+        output = _git(repo, *log_args, "HEAD", "--")
 
     for record in output.split("\0"):
         fields = record.strip("\n").split("\x1f")
@@ -431,6 +448,11 @@ def find_task_commit(
             continue
         return sha
     return None
+
+
+def head_commit(repo: Repo) -> str | None:
+    """The commit HEAD points at, or None on a branch without commits."""
+    return _current_commit(repo)
 
 
 def conventional_message(kind: str, scope: str, summary: str) -> str:
@@ -563,31 +585,35 @@ def _stage_and_commit(
     repo: Repo,
     index_lock: _IndexLock,
     pathspecs: list[str],
+    known: set[str],
     message: str,
     identity: Identity,
 ) -> str | None:
-    # Two git processes, as few as a hand-made commit: `add` makes new files
-    # known, `commit --only` commits exactly the paths and leaves whatever else
-    # the user staged alone.
-    stageable = _stageable(repo, index_lock, pathspecs)
-    if not stageable:
+    # At most two git processes, as few as a hand-made commit: `add` makes new
+    # files known, `commit --only` commits exactly the paths and leaves
+    # whatever else the user staged alone. Paths git tracks need no `add`.
+    unknown = [spec for spec in pathspecs if spec not in known]
+    staged = set(_stageable(repo, index_lock, unknown)) if unknown else set()
+    committed = [spec for spec in pathspecs if spec in known or spec in staged]
+    if not committed:
         log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
         return None
-    _git_locked(repo, index_lock, "add", "--all", "--", *stageable)
+    if staged:
+        _git_locked(
+            repo, index_lock, "add", "--all", "--", *[s for s in unknown if s in staged]
+        )
 
     try:
-        _git_locked(
-            repo,
-            index_lock,
-            "commit",
-            "--quiet",
-            "--only",
-            "--cleanup=whitespace",
-            f"--message={message}",
-            "--",
-            *stageable,
-            env=identity.environment(),
-        )
+        try:
+            _commit_only(repo, index_lock, committed, message, identity)
+        except _UnknownPath:
+            # a path the caller took for tracked is not: stage them all
+            committed = _stageable(repo, index_lock, pathspecs)
+            if not committed:
+                log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
+                return None
+            _git_locked(repo, index_lock, "add", "--all", "--", *committed)
+            _commit_only(repo, index_lock, committed, message, identity)
     except _NothingToCommit:
         log.info("git_nothing_to_commit", paths=_unspec(pathspecs))
         return None
@@ -598,10 +624,31 @@ def _stage_and_commit(
     log.info(
         "git_committed",
         sha=sha,
-        files=len(stageable),
+        files=len(committed),
         subject=message.splitlines()[0],
     )
     return sha
+
+
+def _commit_only(
+    repo: Repo,
+    index_lock: _IndexLock,
+    pathspecs: list[str],
+    message: str,
+    identity: Identity,
+) -> None:
+    _git_locked(
+        repo,
+        index_lock,
+        "commit",
+        "--quiet",
+        "--only",
+        "--cleanup=whitespace",
+        f"--message={message}",
+        "--",
+        *pathspecs,
+        env=identity.environment(),
+    )
 
 
 def _stageable(repo: Repo, index_lock: _IndexLock, pathspecs: list[str]) -> list[str]:
@@ -741,6 +788,7 @@ def _git_locked(
 
     Raises:
         _NothingToCommit: `git commit` found none of its paths changed.
+        _UnknownPath: `git commit` was given a path git does not track.
         GitError: git failed for any other reason.
     """
     while True:
@@ -754,6 +802,8 @@ def _git_locked(
                 continue
             if args[0] == "commit" and _NOTHING_TO_COMMIT.search(_stdout(error)):
                 raise _NothingToCommit from error
+            if args[0] == "commit" and _UNKNOWN_PATH in stderr:
+                raise _UnknownPath from error
             raise GitError(
                 f"git {args[0]} failed in {repo.working_dir}: {stderr}"
             ) from error

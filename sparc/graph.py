@@ -3,10 +3,12 @@
     load_task -> <phase> -> <phase>_review (one branch per support persona, in
         parallel through `Send`) -> <phase>_gate
             approve -> <phase>_approval (a person, where required) -> <phase>_write
+                       (skipped when the phase has no files to write)
             revise  -> <phase> again with the findings (bounded rounds), or an
                        earlier phase the workflow lets reviewers send back to
             block   -> block
-        <phase>_write -> next phase, or verify -> commit -> complete
+        <phase>_write -> next phase, or verify (when an engine of the run
+            verifies its work) -> commit -> complete
     a budget limit reached in any engine -> budget (pause for a person, or block)
 
 Engines only compute: the work node keeps the phase's files in the state and
@@ -28,6 +30,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send, interrupt
 
+from sparc import gitops
 from sparc.backlog import TaskStatus
 from sparc.engines import Finding, Meter, Review, WorkContext
 from sparc.errors import SparcError
@@ -42,6 +45,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 LIMITS = ("tokens", "cost", "steps")
+
+# A `configurable` key: False when the caller starts this invocation as a fresh
+# run, so no earlier attempt of it can have committed.
+RESUMED_KEY = "sparc_resumed"
 
 
 @contextmanager
@@ -97,7 +104,15 @@ def build_graph(
         builder.add_conditional_edges(
             f"{phase}_gate",
             _route_after_gate(runtime, phase),
-            [*phases, f"{phase}_approval", f"{phase}_write", "budget", "block"],
+            [
+                *phases,
+                f"{phase}_approval",
+                f"{phase}_write",
+                "verify",
+                "commit",
+                "budget",
+                "block",
+            ],
         )
         builder.add_conditional_edges(
             f"{phase}_approval",
@@ -105,7 +120,9 @@ def build_graph(
             [f"{phase}_write", "block"],
         )
         builder.add_conditional_edges(
-            f"{phase}_write", _route_after_write(phase), [*phases, "verify", "block"]
+            f"{phase}_write",
+            _route_after_write(runtime, phase),
+            [*phases, "verify", "commit", "block"],
         )
     builder.add_conditional_edges("budget", _route_after_budget, [*phases, "block"])
     builder.add_conditional_edges(
@@ -148,18 +165,26 @@ def initial_state(task_id: str, run_id: str) -> RunState:
 
 def _load_task(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
     def load_task(state: RunState) -> dict[str, Any]:
-        task_file = runtime.task(state["task_id"])
-        with bound_run(task_file.task.id):
+        task_file = runtime.run_task(state["task_id"], state["run_id"])
+        task = task_file.task
+        with bound_run(task.id):
             try:
-                phases = [
-                    p.name for p in runtime.workflow.select(task_file.task.phases)
-                ]
+                phases = [p.name for p in runtime.workflow.select(task.phases)]
             except SparcError as exc:
                 return {"phases": [], "reason": str(exc)}
 
-            runtime.set_status(task_file, TaskStatus.IN_PROGRESS)
+            runtime.set_status(
+                task_file, TaskStatus.IN_PROGRESS, run_id=state["run_id"]
+            )
             log.info("task_started", phases=phases)
-        return {"phases": phases}
+        # what the routers need from the task travels in the state, and
+        # where history stood, for a resumed commit to look no further back
+        return {
+            "phases": phases,
+            "base_commit": gitops.head_commit(runtime.repo) or "",
+            "specialist": task.specialist or "",
+            "approval_phases": _approval_phases(runtime, task.require_approval),
+        }
 
     return load_task
 
@@ -168,7 +193,7 @@ def _work(
     runtime: Runtime, phase: str
 ) -> Callable[[RunState, RunnableConfig], dict[str, Any]]:
     def work(state: RunState, config: RunnableConfig) -> dict[str, Any]:
-        task_file = runtime.task(state["task_id"])
+        task_file = runtime.run_task(state["task_id"], state["run_id"])
         persona = runtime.personas.primary(phase, task_file.task.specialist)
         meter = _meter(runtime, state, config, phase, persona.key)
         context = WorkContext(
@@ -216,7 +241,7 @@ def _review(
     runtime: Runtime, phase: str
 ) -> Callable[[ReviewInput, RunnableConfig], dict[str, Any]]:
     def review(branch: ReviewInput, config: RunnableConfig) -> dict[str, Any]:
-        task_file = runtime.task(branch["task_id"])
+        task_file = runtime.run_task(branch["task_id"], branch["run_id"])
         persona = runtime.personas.get(branch["reviewer"])
         meter = _meter(runtime, branch, config, phase, persona.key)
         context = WorkContext(
@@ -384,7 +409,7 @@ def _budget(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
 
 def _verify(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
     def verify(state: RunState) -> dict[str, Any]:
-        task_file = runtime.task(state["task_id"])
+        task_file = runtime.run_task(state["task_id"], state["run_id"])
         owners = dict.fromkeys(
             (r["phase"], r["persona"])
             for r in state.get("record", [])
@@ -414,9 +439,15 @@ def _verify(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
     return verify
 
 
-def _commit(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
-    def commit(state: RunState) -> dict[str, Any]:
-        task_file = runtime.task(state["task_id"])
+def _commit(
+    runtime: Runtime,
+) -> Callable[[RunState, RunnableConfig], dict[str, Any]]:
+    def commit(state: RunState, config: RunnableConfig) -> dict[str, Any]:
+        task_file = runtime.run_task(state["task_id"], state["run_id"])
+        # unless the caller says this invocation started the run afresh, an
+        # earlier attempt (before a crash or a pause) may have committed it
+        configurable = config.get("configurable") or {}
+        resumed = configurable.get(RESUMED_KEY) is not False
         with bound_run(task_file.task.id, "commit"):
             try:
                 sha = runtime.commit_run(
@@ -424,6 +455,8 @@ def _commit(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
                     run_id=state["run_id"],
                     written=state.get("written", []),
                     record=state.get("record", []),
+                    resumed=resumed,
+                    since=state.get("base_commit") or None,
                 )
             except SparcError as exc:
                 return {"reason": f"commit: {exc}"}
@@ -436,6 +469,7 @@ def _complete(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
     def complete(state: RunState) -> dict[str, Any]:
         with bound_run(state["task_id"]):
             log.info("task_completed", commit=state["commit"])
+        runtime.end_run(state["run_id"])
         return {"status": TaskStatus.COMPLETE.value}
 
     return complete
@@ -444,12 +478,13 @@ def _complete(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
 def _block(runtime: Runtime) -> Callable[[RunState], dict[str, Any]]:
     def block(state: RunState) -> dict[str, Any]:
         reason = state.get("reason") or "blocked"
-        task_file = runtime.task(state["task_id"])
+        task_file = runtime.run_task(state["task_id"], state["run_id"])
         with bound_run(state["task_id"]):
             runtime.abandon_run(
                 task_file, written=state.get("written", []), reason=reason
             )
             log.warning("task_blocked", reason=reason)
+        runtime.end_run(state["run_id"])
         return {"status": TaskStatus.BLOCKED.value, "reason": reason}
 
     return block
@@ -472,8 +507,7 @@ def _route_after_work(
             return "budget"
         if state.get("reason"):
             return "block"
-        task = runtime.task(state["task_id"]).task
-        primary = runtime.personas.primary(phase, task.specialist)
+        primary = runtime.personas.primary(phase, _specialist(runtime, state))
         reviewers = runtime.personas.support(phase, exclude=primary.key)
         if not reviewers:
             return f"{phase}_gate"
@@ -487,7 +521,9 @@ def _route_after_work(
                     reviewer=persona.key,
                     pending=state.get("pending", {}),
                     written=list(state.get("written", [])),
-                    usage=list(state.get("usage", [])),
+                    # the branch's meter needs the totals only; every checkpoint
+                    # until the branches run would carry the whole list
+                    usage=[usage_totals(state.get("usage", []))],
                     budget_base=state.get("budget_base", {}),
                 ),
             )
@@ -507,11 +543,11 @@ def _route_after_gate(runtime: Runtime, phase: str) -> Callable[[RunState], str]
             return "block"
         if verdict == "revise":
             return state.get("send_back") or phase
-        task = runtime.task(state["task_id"]).task
-        if runtime.workflow.policy(phase).require_approval or phase in (
-            task.require_approval or ()
-        ):
+        if phase in _approvals(runtime, state):
             return f"{phase}_approval"
+        if not state.get("pending"):
+            # nothing to write: the write step would do nothing
+            return _after_phase(runtime, phase, state)
         return f"{phase}_write"
 
     route.__name__ = f"route_after_{phase}_gate"
@@ -526,13 +562,11 @@ def _route_after_approval(phase: str) -> Callable[[RunState], str]:
     return route
 
 
-def _route_after_write(phase: str) -> Callable[[RunState], str]:
+def _route_after_write(runtime: Runtime, phase: str) -> Callable[[RunState], str]:
     def route(state: RunState) -> str:
         if state.get("reason"):
             return "block"
-        phases = state["phases"]
-        position = phases.index(phase)
-        return phases[position + 1] if position + 1 < len(phases) else "verify"
+        return _after_phase(runtime, phase, state)
 
     route.__name__ = f"route_after_{phase}_write"
     return route
@@ -553,6 +587,44 @@ def _route_on_reason(then: str) -> Callable[[RunState], str]:
 
 
 # helpers
+
+
+def _after_phase(runtime: Runtime, phase: str, state: RunState) -> str:
+    """The next phase; after the last, verify, or commit when no engine verifies."""
+    phases = state["phases"]
+    position = phases.index(phase)
+    if position + 1 < len(phases):
+        return phases[position + 1]
+    owners = {r["persona"] for r in state.get("record", []) if r["role"] == "primary"}
+    verifies = any(
+        getattr(runtime.engines.get(persona), "verify", None) is not None
+        for persona in owners
+    )
+    return "verify" if verifies else "commit"
+
+
+def _approval_phases(runtime: Runtime, asked: tuple[str, ...] | None) -> list[str]:
+    """Phases whose gate waits for a person: by the workflow or by the task."""
+    return [
+        policy.name
+        for policy in runtime.workflow.phases
+        if policy.require_approval or policy.name in (asked or ())
+    ]
+
+
+def _specialist(runtime: Runtime, state: RunState) -> str | None:
+    if "specialist" in state:
+        return state["specialist"] or None
+    # a run checkpointed before the state carried it
+    return runtime.run_task(state["task_id"], state["run_id"]).task.specialist
+
+
+def _approvals(runtime: Runtime, state: RunState) -> list[str]:
+    if "approval_phases" in state:
+        return state["approval_phases"]
+    # a run checkpointed before the state carried them
+    task = runtime.run_task(state["task_id"], state["run_id"]).task
+    return _approval_phases(runtime, task.require_approval)
 
 
 def merge_verdicts(reviews: list[Review]) -> str:

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import yaml
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
+from langgraph.types import Command, Interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sparc import gitops
@@ -44,10 +44,17 @@ from sparc.errors import (
     WorkflowError,
     WorkspaceError,
 )
-from sparc.graph import LIMITS, build_graph, initial_state, usage_totals
+from sparc.graph import (
+    LIMITS,
+    RESUMED_KEY,
+    build_graph,
+    initial_state,
+    usage_totals,
+)
 from sparc.personas import PersonaRegistry
 from sparc.redact import redact_data
 from sparc.runtime import BudgetSettings, Runtime
+from sparc.state import RunState
 from sparc.workflow import Workflow, builtin_workflow, load_workflow
 from sparc.workspace import Workspace, write_text_atomic
 
@@ -63,6 +70,8 @@ WAITING_DIR = "waiting"
 LOCKS_DIR = "locks"
 PERSONA_ENTRY_POINT_GROUP = "sparc.personas"
 WAITING = "WAITING"
+# where `invoke` puts the interrupts a paused run waits on
+_INTERRUPTS = "__interrupt__"
 
 
 class CheckpointSettings(BaseModel):
@@ -345,13 +354,14 @@ class Runner:
                 for dependencies that are not complete, or another live
                 process is running it.
         """
-        backlog = self.backlog()
-        task_file = backlog.get(task_id)
+        # its own file and its dependencies' statuses are all a run needs to
+        # read; the backlog as a whole was checked when the runner opened
+        task_file = self.runtime.task(task_id)
         run_id = run_id_for(task_file)
         config = self._config(run_id)
         unfinished = bool(self.graph.get_state(config).next)
         if not unfinished:
-            self._check_runnable(backlog, task_file)
+            self._check_runnable(task_file)
             self._check_references(task_file)
             self._check_engine_inputs(task_file)
 
@@ -362,15 +372,14 @@ class Runner:
         ):
             snapshot = self.graph.get_state(config)
             if snapshot.interrupts:
-                return self._finish(task_id, run_id)
-            if snapshot.next:
-                log.info("run_resumed", run_id=run_id, next=list(snapshot.next))
-                self.graph.invoke(None, config, durability="sync")
-            else:
-                self.graph.invoke(
-                    initial_state(task_id, run_id), config, durability="sync"
+                return self._finish(
+                    task_id, run_id, snapshot.values, snapshot.interrupts
                 )
-            return self._finish(task_id, run_id)
+            resumed = bool(snapshot.next)
+            if resumed:
+                log.info("run_resumed", run_id=run_id, next=list(snapshot.next))
+            given = None if resumed else initial_state(task_id, run_id)
+            return self._invoke(task_file, run_id, given, resumed=resumed)
 
     @contextlib.contextmanager
     def _undone_on_crash(
@@ -429,13 +438,15 @@ class Runner:
                     field=field,
                 )
 
-    def check_inputs(self, task_id: str) -> None:
-        """Check the engines' own input documents for a task, as `run` does first.
+    def check_inputs(self, task_file: TaskFile) -> None:
+        """Check a task's phases, owner and engine input documents, as `run` does.
 
         Raises:
-            InputError: a document an engine reads cannot be used; names it.
+            InputError: the task names a phase or specialist the workspace
+                lacks, or a document an engine reads cannot be used; the
+                message names the file and line.
         """
-        self._check_engine_inputs(self.backlog().get(task_id))
+        self._check_engine_inputs(task_file)
 
     def _check_engine_inputs(self, task_file: TaskFile) -> None:
         """Each phase owner whose engine has `check_inputs(context)` checks first.
@@ -491,7 +502,7 @@ class Runner:
         Raises:
             BacklogError: the task has no interrupted run to finish.
         """
-        task_file = self.backlog().get(task_id)
+        task_file = self.runtime.task(task_id)
         snapshot = self.graph.get_state(self._config(run_id_for(task_file)))
         if not snapshot.next and task_file.task.status != TaskStatus.IN_PROGRESS:
             raise BacklogError(
@@ -523,10 +534,15 @@ class Runner:
         folder = self.runtime.workspace.state_dir / WAITING_DIR
         return read_waiting(folder)
 
-    def unfinished(self) -> list[str]:
-        """Ids of tasks whose last run stopped before COMPLETE or BLOCKED."""
+    def unfinished(self, backlog: Backlog | None = None) -> list[str]:
+        """Ids of tasks whose last run stopped before COMPLETE or BLOCKED.
+
+        Args:
+            backlog: the backlog to look through, when the caller has just
+                loaded it; default: load it.
+        """
         found = []
-        for task_file in self.backlog().tasks:
+        for task_file in (backlog if backlog is not None else self.backlog()).tasks:
             config = self._config(run_id_for(task_file))
             snapshot = self.graph.get_state(config)
             if snapshot.next and not snapshot.interrupts:
@@ -549,7 +565,7 @@ class Runner:
         while True:
             backlog = self.backlog()
             waiting = self.waiting()
-            resumable = [backlog.get(task_id) for task_id in self.unfinished()]
+            resumable = [backlog.get(task_id) for task_id in self.unfinished(backlog)]
             left_running = [
                 tf
                 for tf in backlog.tasks
@@ -578,10 +594,29 @@ class Runner:
             used = dict(self._batch_used)
         return {"configurable": {"thread_id": run_id, "sparc_batch_used": used}}
 
-    def _check_runnable(self, backlog: Backlog, task_file: TaskFile) -> None:
+    def _invoke(
+        self,
+        task_file: TaskFile,
+        run_id: str,
+        given: RunState | Command | None,
+        *,
+        resumed: bool,
+    ) -> RunOutcome:
+        """Run the thread of `run_id` from `given` until it ends or pauses."""
+        config = self._config(run_id)
+        config["configurable"][RESUMED_KEY] = resumed
+        task_id = task_file.task.id
+        self.runtime.start_run(run_id, task_file)
+        try:
+            values = self.graph.invoke(given, config, durability="sync")
+        finally:
+            self.runtime.end_run(run_id)
+        return self._finish(task_id, run_id, values, values.pop(_INTERRUPTS, ()))
+
+    def _check_runnable(self, task_file: TaskFile) -> None:
         task_id = task_file.task.id
         where = [self.runtime.workspace.relative(task_file.path)]
-        waiting = backlog.blocked_by(task_id)
+        waiting = self._waiting_for(task_file)
         if waiting:
             raise BacklogError(
                 f"{task_id} waits for {', '.join(waiting)} to be COMPLETE",
@@ -596,8 +631,32 @@ class Runner:
                 task_ids=[task_id],
             )
 
+    def _waiting_for(self, task_file: TaskFile) -> list[str]:
+        """The task's dependencies that are not COMPLETE, read from their files.
+
+        Raises:
+            BacklogError: a dependency has no task file.
+        """
+        waiting = []
+        for dependency in task_file.task.depends_on:
+            try:
+                status = self.runtime.task(dependency).task.status
+            except BacklogError as exc:
+                if dependency not in exc.task_ids:
+                    raise
+                raise BacklogError(
+                    f"depends_on: unknown task {dependency!r}; add "
+                    f"{dependency}.yaml to the backlog or remove it from depends_on",
+                    paths=[self.runtime.workspace.relative(task_file.path)],
+                    task_ids=[task_file.task.id, dependency],
+                    field="depends_on",
+                ) from None
+            if status is not TaskStatus.COMPLETE:
+                waiting.append(dependency)
+        return waiting
+
     def _answer(self, task_id: str, answer: dict[str, Any]) -> RunOutcome:
-        task_file = self.backlog().get(task_id)
+        task_file = self.runtime.task(task_id)
         run_id = run_id_for(task_file)
         config = self._config(run_id)
         snapshot = self.graph.get_state(config)
@@ -612,17 +671,20 @@ class Runner:
             structlog.contextvars.bound_contextvars(task_id=task_id),
         ):
             log.info("run_answered", approved=answer["approved"])
-            self.graph.invoke(Command(resume=answer), config, durability="sync")
-            return self._finish(task_id, run_id)
+            return self._invoke(task_file, run_id, Command(resume=answer), resumed=True)
 
-    def _finish(self, task_id: str, run_id: str) -> RunOutcome:
-        """Read the thread's state into an outcome; keep the waiting record true."""
-        snapshot = self.graph.get_state(self._config(run_id))
-        values = snapshot.values
+    def _finish(
+        self,
+        task_id: str,
+        run_id: str,
+        values: dict[str, Any],
+        interrupts: Sequence[Interrupt],
+    ) -> RunOutcome:
+        """Turn the thread's state into an outcome; keep the waiting record true."""
         waiting_at = ""
         status = values.get("status", "")
-        if snapshot.interrupts:
-            question = snapshot.interrupts[0].value
+        if interrupts:
+            question = interrupts[0].value
             waiting_at = question.get("phase", "")
             status = WAITING
             reason = (
@@ -688,7 +750,7 @@ class Runner:
     def _save_record(self, outcome: RunOutcome) -> None:
         path = self.runtime.workspace.state_dir / RUNS_DIR / f"{outcome.task_id}.json"
         document = redact_data(outcome.as_dict())
-        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+        _replace_unsynced(path, json.dumps(document, indent=2) + "\n")
 
     def _open_checkpointer(
         self, checkpoints: Path | None, url: str | None
@@ -795,6 +857,24 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _replace_unsynced(path: Path, text: str) -> None:
+    """Replace `path` whole through a rename, without waiting for the disk.
+
+    A run record, like the checkpoints it is read from, has to survive a
+    killed process, not a power loss; an fsync per run would only add latency.
+    Only the task's lock holder writes its record, so the staging name can be
+    fixed, and one a killed process left is simply written over.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.staged")
+    try:
+        staged.write_text(text, encoding="utf-8")
+        os.replace(staged, path)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
 
 
 def read_waiting(folder: Path) -> dict[str, dict[str, Any]]:

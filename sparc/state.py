@@ -31,6 +31,12 @@ class RunState(TypedDict, total=False):
     task_id: str
     run_id: str
     phases: list[str]
+    # the task's specialist and the phases whose gate waits for a person, as
+    # the load node read them: routers decide from the state alone
+    specialist: str
+    approval_phases: list[str]
+    # HEAD when the run started: a resumed run looks for its own commit after it
+    base_commit: str
     rounds: dict[str, int]
     # the deliverables of the phase under review: path -> text, written to the
     # workspace only once the gate (and a person, where required) approves them
@@ -68,5 +74,6 @@ class ReviewInput(TypedDict):
     reviewer: str
     pending: dict[str, str]
     written: list[str]
+    # what the run has used so far, summed into one entry
     usage: list[dict[str, Any]]
     budget_base: dict[str, float]

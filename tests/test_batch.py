@@ -297,6 +297,43 @@ def test_fail_fast_stops_at_the_first_blocked_task(
     assert "--fail-fast" in result.summary()
 
 
+def test_each_run_reads_its_own_task_file_and_its_dependencies_only(
+    tmp_path: Path, git_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads the backlog once; a run never reads the tasks of others."""
+    from sparc import backlog as backlog_module
+    from sparc import runtime as runtime_module
+
+    tasks = {
+        f"T-{n:02d}": _task_yaml(
+            f"T-{n:02d}",
+            depends_on=(f"T-{n - 1:02d}",) if n else (),
+            phases=("specification",),
+        )
+        for n in range(12)
+    }
+    root = _workspace(tmp_path / "ws", tasks)
+    reads: dict[str, int] = dict.fromkeys(tasks, 0)
+
+    def counting(module: object) -> None:
+        real = module.load_task  # type: ignore[attr-defined]
+
+        def load_task(path: Path) -> object:
+            reads[path.stem] += 1
+            return real(path)
+
+        monkeypatch.setattr(module, "load_task", load_task)
+
+    with _failing_runner(root, "none") as runner:
+        counting(backlog_module)
+        counting(runtime_module)
+        result = run_batch(runner, workers=2)
+
+    assert len(result.complete) == len(tasks)
+    # once for the batch's plan, once by its own run, once by its dependent's
+    assert reads == {task_id: 2 if task_id == "T-11" else 3 for task_id in tasks}
+
+
 def test_workers_must_be_positive(tmp_path: Path, git_env: None) -> None:
     root = _workspace(tmp_path / "ws", {"T-1": _task_yaml("T-1")})
     with (

@@ -747,3 +747,83 @@ def test_conventional_message() -> None:
         conventional_message("feature", "db", "x")
     with pytest.raises(GitError, match="must be one non-empty line"):
         conventional_message("fix", "db", "two\nlines")
+
+
+def _git_commands(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record the git subcommands sparc runs."""
+    from git.cmd import Git
+
+    commands: list[str] = []
+    execute = Git.execute
+
+    def recording(self: Git, command: list[str], **kwargs: object) -> object:
+        commands.append(command[1])
+        return execute(self, command, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Git, "execute", recording)
+    return commands
+
+
+def test_paths_known_to_be_tracked_are_committed_without_staging(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One git process for tracked paths; new paths alone are staged first."""
+    _write(workspace, "task.yaml", "status: NEW\n")
+    _git(workspace, "add", "task.yaml")
+    _git(workspace, "commit", "-q", "-m", "task")
+    _write(workspace, "user_notes.txt", "mine\n")
+    _git(workspace, "add", "user_notes.txt")
+    repo = open_repository(workspace)
+    commands = _git_commands(monkeypatch)
+
+    _write(workspace, "task.yaml", "status: IN_PROGRESS\n")
+    alone = commit_paths(
+        repo,
+        ["task.yaml"],
+        message="feat(db): start",
+        identity=BOT,
+        trailers={},
+        tracked=["task.yaml"],
+    )
+    assert commands == ["commit"]
+
+    commands.clear()
+    _write(workspace, "task.yaml", "status: COMPLETE\n")
+    _write(workspace, "models.py")
+    both = commit_paths(
+        repo,
+        ["models.py", "task.yaml"],
+        message="feat(db): models",
+        identity=BOT,
+        trailers={},
+        tracked=["task.yaml"],
+    )
+
+    assert commands == ["add", "commit"]
+    assert alone is not None and both is not None
+    assert _files_in(workspace, alone) == ["task.yaml"]
+    assert _files_in(workspace, both) == ["models.py", "task.yaml"]
+    assert _git(workspace, "show", "HEAD:task.yaml") == "status: COMPLETE\n"
+    assert _staged(workspace) == ["user_notes.txt"]
+
+
+def test_a_path_wrongly_taken_for_tracked_is_staged_after_all(
+    workspace: Path,
+) -> None:
+    _first_commit(workspace)
+    _write(workspace, "task.yaml", "status: COMPLETE\n")
+    _write(workspace, "models.py")
+    repo = open_repository(workspace)
+
+    sha = commit_paths(
+        repo,
+        ["models.py", "task.yaml"],
+        message="feat(db): models",
+        identity=BOT,
+        trailers={},
+        tracked=["task.yaml"],
+    )
+
+    assert sha is not None
+    assert _files_in(workspace, sha) == ["models.py", "task.yaml"]
+    assert _git(workspace, "status", "--porcelain") == ""

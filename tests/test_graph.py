@@ -143,3 +143,110 @@ def test_completing_clears_an_earlier_blocked_reason(workspace: Path) -> None:
     task = load_task(path).task
     assert task.status == "COMPLETE"
     assert not task.blocked_reason
+
+
+def _count_task_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count how often the runtime reads each task file, by file name."""
+    from sparc import runtime as runtime_module
+
+    reads: dict[str, int] = {}
+    real = runtime_module.load_task
+
+    def counting(path: Path) -> object:
+        reads[path.name] = reads.get(path.name, 0) + 1
+        return real(path)
+
+    monkeypatch.setattr(runtime_module, "load_task", counting)
+    return reads
+
+
+def test_a_run_reads_its_task_file_once(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nodes and routers work from what the run read, not from the file again."""
+    _all_phases(workspace, "DB-002")
+    with Runner.open(workspace) as runner:
+        assert runner.run("DB-001").complete
+        reads = _count_task_reads(monkeypatch)
+        outcome = runner.run("DB-002")
+
+    assert outcome.complete, outcome.reason
+    # its own file, and the one it depends on for that task's status
+    assert reads == {"DB-002.yaml": 1, "DB-001.yaml": 1}
+    assert load_task(workspace / "docs/backlog/DB-002.yaml").task.status == "COMPLETE"
+
+
+def _ready_again(workspace: Path, task_id: str) -> Path:
+    import git
+
+    from sparc.backlog import TaskStatus, set_status
+
+    path = workspace / "docs/backlog" / f"{task_id}.yaml"
+    set_status(path, TaskStatus.READY)
+    git.Repo(workspace).git.commit("-am", f"run {task_id} again")
+    return path
+
+
+class _Idle:
+    """Does nothing and approves: only the task file changes in a run."""
+
+    def work(self, context: WorkContext) -> WorkResult:
+        return WorkResult()
+
+    def review(self, context: WorkContext) -> Review:
+        return Review(verdict="approve")
+
+
+def test_a_task_run_again_ends_complete_and_committed(workspace: Path) -> None:
+    """A rerun with the same content is a new run: its status change is committed."""
+    import git
+
+    engines = EngineRegistry(fallback=_Idle)
+    with Runner.open(workspace, engines=engines) as runner:
+        first = runner.run("DB-001")
+        path = _ready_again(workspace, "DB-001")
+        again = runner.run("DB-001")
+
+    assert again.complete, again.reason
+    assert again.run_id == first.run_id
+    assert again.commit and again.commit != first.commit
+    assert load_task(path).task.status == "COMPLETE"
+    repo = git.Repo(workspace)
+    assert repo.head.commit.hexsha == again.commit
+    assert repo.is_dirty(untracked_files=True) is False
+
+
+def test_a_resumed_rerun_commits_instead_of_finding_the_first_run(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted rerun does not take the first run's commit for its own."""
+    import git
+
+    from sparc import gitops
+
+    class Killed(BaseException):
+        """The process dying before the rerun's commit."""
+
+    engines = EngineRegistry(fallback=_Idle)
+    with Runner.open(workspace, engines=engines) as runner:
+        first = runner.run("DB-001")
+    path = _ready_again(workspace, "DB-001")
+
+    real_commit = gitops.commit_paths
+
+    def dying(*args: object, **kwargs: object) -> str | None:
+        raise Killed
+
+    monkeypatch.setattr(gitops, "commit_paths", dying)
+    with Runner.open(workspace, engines=engines) as runner, pytest.raises(Killed):
+        runner.run("DB-001")
+    monkeypatch.setattr(gitops, "commit_paths", real_commit)
+
+    with Runner.open(workspace, engines=engines) as runner:
+        outcome = runner.resume("DB-001")
+
+    assert outcome.complete, outcome.reason
+    assert outcome.run_id == first.run_id
+    assert outcome.commit and outcome.commit != first.commit
+    assert load_task(path).task.status == "COMPLETE"
+    assert git.Repo(workspace).is_dirty(untracked_files=True) is False
