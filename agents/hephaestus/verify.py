@@ -10,6 +10,7 @@ failing step raises `VerificationError` naming it.
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.sql.elements import ClauseElement
 
 from sparc.agents.hephaestus.models_render import (
     load_metadata_and_spec,
@@ -439,12 +441,16 @@ def _round_trip(
         if isinstance(previous, str) and dialect != "mysql":
             chain.upgrade(previous)
             snapshots.append(catalog_snapshot(connection))
+            # reflection opened a transaction of its own; a revision with an
+            # autocommit block (CREATE INDEX CONCURRENTLY) needs none open
+            connection.commit()
         chain.upgrade("head")
 
     def downgrade_base() -> None:
         if snapshots and isinstance(previous, str):
             chain.downgrade(previous)
             _assert_same_catalog(snapshots[0], catalog_snapshot(connection))
+            connection.commit()
         chain.downgrade("base")
 
     steps = [run("upgrade head", upgrade_head)]
@@ -476,13 +482,26 @@ def catalog_snapshot(connection: sa.Connection) -> dict[str, object]:
         ]
         snapshot[table] = (
             columns,
-            inspector.get_pk_constraint(table),
-            sorted(map(repr, inspector.get_foreign_keys(table))),
-            sorted(map(repr, inspector.get_unique_constraints(table))),
-            sorted(map(repr, inspector.get_indexes(table))),
-            sorted(map(repr, inspector.get_check_constraints(table))),
+            _stable(inspector.get_pk_constraint(table)),
+            sorted(map(_stable, inspector.get_foreign_keys(table))),
+            sorted(map(_stable, inspector.get_unique_constraints(table))),
+            sorted(map(_stable, inspector.get_indexes(table))),
+            sorted(map(_stable, inspector.get_check_constraints(table))),
         )
     return snapshot
+
+
+def _stable(value: object) -> str:
+    """A reflected entry as text that two reflections of one catalog share.
+
+    Reflection hands back SQL expressions (a partial index's WHERE) as objects
+    whose repr holds their address; their SQL text is what must compare.
+    """
+
+    def text_of(item: object) -> str:
+        return str(item) if isinstance(item, ClauseElement) else repr(item)
+
+    return json.dumps(value, sort_keys=True, default=text_of)
 
 
 def _assert_same_catalog(before: dict[str, object], after: dict[str, object]) -> None:
