@@ -51,6 +51,7 @@ from sparc.agents.hephaestus.models_render import (
 from sparc.agents.hephaestus.spec import (
     ColumnType,
     Domain,
+    Partition,
     SchemaSpec,
     SqlObject,
     Table,
@@ -128,10 +129,8 @@ def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
     new_partitions = {p.name: p for p in spec.partitions}
     for partition in reversed(previous.partitions):
         if new_partitions.get(partition.name) != partition:
-            create, drop = _partition_sql(
-                partition.name, partition.parent, partition.bound
-            )
-            before.append(SqlStep((drop,), (create,), f"partition {partition.name}"))
+            create, drop = _partition_sql(partition)
+            before.append(SqlStep(drop, create, f"partition {partition.name}"))
 
     old_domains = {d.name: d for d in previous.domains}
     for domain in spec.domains:
@@ -160,10 +159,8 @@ def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
 
     for partition in spec.partitions:
         if old_partitions.get(partition.name) != partition:
-            create, drop = _partition_sql(
-                partition.name, partition.parent, partition.bound
-            )
-            after.append(SqlStep((create,), (drop,), f"partition {partition.name}"))
+            create, drop = _partition_sql(partition)
+            after.append(SqlStep(create, drop, f"partition {partition.name}"))
 
     for item in spec.objects:
         old = old_objects.get(item.drop)
@@ -228,9 +225,11 @@ def _sequence_step(spec: SchemaSpec, table_name: str, column_name: str) -> SqlSt
     return SqlStep(up, down, f"sequence of {table_name}.{column_name}")
 
 
-def _partition_sql(name: str, parent: str, bound: str) -> tuple[str, str]:
-    create = f"CREATE TABLE {_quote(name)} PARTITION OF {_quote(parent)} {bound}"
-    return create, f"DROP TABLE {_quote(name)}"
+def _partition_sql(partition: Partition) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    name, parent = _quote(partition.name), _quote(partition.parent)
+    create = f"CREATE TABLE {name} PARTITION OF {parent} {partition.bound}"
+    # dropping the partition drops its own keys and indexes with it
+    return (create, *partition.definitions), (f"DROP TABLE {name}",)
 
 
 def _domain_sql(domain: Domain) -> tuple[str, str]:
