@@ -946,3 +946,32 @@ def test_apply_renames_skips_what_the_base_lacks() -> None:
     assert [c.name for c in writers.columns] == ["id", "full_name", "bio"]
     posts = renamed.table("posts")
     assert posts is not None and posts.foreign_keys[0].ref_table == "writers"
+
+
+def test_a_later_partition_index_keeps_the_partitions_rows() -> None:
+    from sparc.agents.hephaestus.revision import postgresql_steps
+
+    before = parse_sql(PARTITIONED, source="p.sql").spec
+    after = parse_sql(
+        "CREATE INDEX p1_ref ON p1 (ref);\n"
+        "ALTER TABLE p1 ADD CONSTRAINT p1_r FOREIGN KEY (ref) REFERENCES r (id);",
+        source="q.sql",
+        base=before,
+    ).spec
+
+    added = postgresql_steps(before, after)
+    removed = postgresql_steps(after, before)
+
+    assert added.before == ()
+    assert [(s.up, s.down) for s in added.after] == [
+        (("CREATE INDEX p1_ref ON p1 (ref)",), ("DROP INDEX p1_ref",)),
+        (
+            ("ALTER TABLE p1 ADD CONSTRAINT p1_r FOREIGN KEY (ref) REFERENCES r (id)",),
+            ("ALTER TABLE p1 DROP CONSTRAINT p1_r",),
+        ),
+    ]
+    assert [s.up for s in removed.before] == [
+        ("ALTER TABLE p1 DROP CONSTRAINT p1_r",),
+        ("DROP INDEX p1_ref",),
+    ]
+    assert removed.after == ()
