@@ -170,3 +170,24 @@ def _structlog_defaults() -> Iterator[None]:
     import structlog
 
     structlog.reset_defaults()
+
+
+def partition_objects(url: str) -> set[tuple[str, str, str]]:
+    """(partition, name, definition) of each partition's keys and indexes."""
+    query = """
+    select c.relname, k.conname, pg_get_constraintdef(k.oid)
+      from pg_constraint k join pg_class c on c.oid = k.conrelid
+     where c.relispartition and k.contype in ('p', 'u', 'c', 'f', 'x')
+    union all
+    select c.relname, x.relname, pg_get_indexdef(i.indexrelid)
+      from pg_index i join pg_class c on c.oid = i.indrelid
+      join pg_class x on x.oid = i.indexrelid
+     where c.relispartition
+    """
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql(query).all()
+    finally:
+        engine.dispose()
+    return {(row[0], row[1], row[2]) for row in rows}

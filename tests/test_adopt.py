@@ -14,11 +14,18 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from sparc.agents.hephaestus.adopt import compare_catalogs
+from sparc.agents.hephaestus.adopt import catalog_facts, compare_catalogs
 from sparc.cli import main
 from sparc.init import init_workspace
 from sparc.runner import Runner
-from tests.conftest import SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
+from tests.conftest import (
+    SCHEMAS,
+    SHARED,
+    ScratchDatabases,
+    libpq_url,
+    partition_objects,
+    psql_file,
+)
 
 pytestmark = pytest.mark.skipif(
     not SCHEMAS.is_dir() and os.environ.get("CI") != "true",
@@ -157,6 +164,11 @@ def test_baseline_rebuilds_the_catalog(
     assert kept == total > 0, output
     if schema == "pagila.sql":
         assert figures["fidelity"] == (242, 242), output
+        # pgfacts leaves partitions out: their own keys and indexes
+        own = partition_objects(source)
+        assert sum(d.startswith("FOREIGN KEY") for _, _, d in own) == 18
+        assert sum(d.startswith("CREATE INDEX") for _, _, d in own) == 18
+        assert partition_objects(rebuilt) == own
 
 
 @pytest.mark.postgres
@@ -593,3 +605,40 @@ def test_generated_columns_and_exclusions_are_named_for_users(
         "be carried yet;" in result.stderr
     ), result.stderr
     assert "SchemaSpec" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_facts_hold_a_partitions_own_keys_and_indexes_only(
+    pg_databases: ScratchDatabases,
+) -> None:
+    """A partition's own key and index are facts; its copies of the parent's not."""
+    url = pg_databases.create()
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as connection:
+            for sql in (
+                "CREATE TABLE r (id int PRIMARY KEY)",
+                "CREATE TABLE p (id int, at date, ref int, PRIMARY KEY (id, at))"
+                " PARTITION BY RANGE (at)",
+                "CREATE INDEX p_at ON p (at)",
+                "CREATE TABLE p1 PARTITION OF p"
+                " FOR VALUES FROM ('2020-01-01') TO ('2021-01-01')",
+            ):
+                connection.exec_driver_sql(sql)
+            bare = catalog_facts(connection)
+            for sql in (
+                "ALTER TABLE p1 ADD CONSTRAINT p1_ref FOREIGN KEY (ref) REFERENCES r",
+                "CREATE INDEX p1_ref_idx ON p1 (ref)",
+            ):
+                connection.exec_driver_sql(sql)
+            carried = catalog_facts(connection)
+    finally:
+        engine.dispose()
+
+    comparison = compare_catalogs(carried, bare)
+
+    assert comparison.lost == (
+        "constraint p1.p1_ref: missing after the baseline",
+        "index p1_ref_idx: missing after the baseline",
+    )
+    assert [f for f in bare if "p1_pkey" in f[1] or "p1_at" in f[1]] == []

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
 from sparc.agents.hephaestus.ddl import (
     Query,
@@ -503,17 +501,75 @@ def test_pagila_views_functions_and_triggers_keep_their_sql() -> None:
     assert kinds.index("function") < kinds.index("view") < kinds.index("trigger")
 
 
-def test_pagila_reports_partition_details_it_cannot_carry() -> None:
-    text = (SCHEMAS / "pagila.sql").read_text(encoding="utf-8")
-    aggregate = re.search(r"CREATE AGGREGATE .*?\);", text, re.DOTALL)
-    assert aggregate is not None
+def test_pagila_partitions_carry_their_own_keys_and_indexes() -> None:
+    spec, _ = _pagila()
 
-    with capture_logs() as logs:
-        parse_sql(text.replace(aggregate.group(0), ""), source="pagila.sql")
+    definitions = {p.name: p.definitions for p in spec.partitions}
 
-    warnings = [e for e in logs if e["event"] == "partition_details_ignored"]
-    assert len(warnings) == 1
-    assert warnings[0]["statements"] == 36
+    assert definitions["payment_p2022_02"] == [
+        "CREATE INDEX idx_fk_payment_p2022_02_customer_id "
+        "ON public.payment_p2022_02 USING btree (customer_id)",
+        "CREATE INDEX idx_fk_payment_p2022_02_staff_id "
+        "ON public.payment_p2022_02 USING btree (staff_id)",
+        "CREATE INDEX payment_p2022_02_customer_id_idx "
+        "ON public.payment_p2022_02 USING btree (customer_id)",
+        "ALTER TABLE ONLY public.payment_p2022_02\n    ADD CONSTRAINT "
+        "payment_p2022_02_customer_id_fkey FOREIGN KEY (customer_id) "
+        "REFERENCES public.customer(customer_id)",
+        "ALTER TABLE ONLY public.payment_p2022_02\n    ADD CONSTRAINT "
+        "payment_p2022_02_rental_id_fkey FOREIGN KEY (rental_id) "
+        "REFERENCES public.rental(rental_id)",
+        "ALTER TABLE ONLY public.payment_p2022_02\n    ADD CONSTRAINT "
+        "payment_p2022_02_staff_id_fkey FOREIGN KEY (staff_id) "
+        "REFERENCES public.staff(staff_id)",
+    ]
+    assert sum(len(d) for d in definitions.values()) == 36
+
+
+PARTITIONED = """
+CREATE TABLE p (id int NOT NULL, at date NOT NULL, ref int) PARTITION BY RANGE (at);
+CREATE TABLE r (id int PRIMARY KEY);
+CREATE TABLE p1 PARTITION OF p FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+"""
+
+
+def test_an_index_attached_to_the_parents_is_not_created_twice() -> None:
+    text = PARTITIONED + (
+        "CREATE INDEX p_at ON ONLY p (at);\n"
+        "CREATE INDEX p1_at ON p1 (at);\n"
+        "CREATE INDEX p1_ref ON p1 (ref);\n"
+        "ALTER INDEX p_at ATTACH PARTITION p1_at;\n"
+    )
+
+    spec = parse_sql(text, source="p.sql").spec
+
+    assert spec.partitions[0].definitions == ["CREATE INDEX p1_ref ON p1 (ref)"]
+
+
+@pytest.mark.parametrize(
+    ("tail", "message"),
+    [
+        ("ALTER TABLE p1 ALTER COLUMN ref SET DEFAULT 1;", "takes only ADD"),
+        ("ALTER INDEX p_at ATTACH PARTITION nowhere;", "nowhere is not declared"),
+    ],
+)
+def test_partition_changes_it_cannot_carry_are_refused(tail: str, message: str) -> None:
+    with pytest.raises(DDLError, match=message) as caught:
+        parse_sql(PARTITIONED + tail, source="p.sql")
+
+    assert "line 5" in str(caught.value)
+
+
+def test_keys_declared_before_attach_are_refused() -> None:
+    text = (
+        "CREATE TABLE p (id int, ref int) PARTITION BY LIST (id);\n"
+        "CREATE TABLE r (id int PRIMARY KEY);\n"
+        "CREATE TABLE p1 (id int, ref int REFERENCES r (id));\n"
+        "ALTER TABLE p ATTACH PARTITION p1 FOR VALUES IN (1);\n"
+    )
+
+    with pytest.raises(DDLError, match="before it is attached"):
+        parse_sql(text, source="p.sql")
 
 
 # -- pg_dump idioms and incremental statements ---------------------------------
@@ -890,3 +946,32 @@ def test_apply_renames_skips_what_the_base_lacks() -> None:
     assert [c.name for c in writers.columns] == ["id", "full_name", "bio"]
     posts = renamed.table("posts")
     assert posts is not None and posts.foreign_keys[0].ref_table == "writers"
+
+
+def test_a_later_partition_index_keeps_the_partitions_rows() -> None:
+    from sparc.agents.hephaestus.revision import postgresql_steps
+
+    before = parse_sql(PARTITIONED, source="p.sql").spec
+    after = parse_sql(
+        "CREATE INDEX p1_ref ON p1 (ref);\n"
+        "ALTER TABLE p1 ADD CONSTRAINT p1_r FOREIGN KEY (ref) REFERENCES r (id);",
+        source="q.sql",
+        base=before,
+    ).spec
+
+    added = postgresql_steps(before, after)
+    removed = postgresql_steps(after, before)
+
+    assert added.before == ()
+    assert [(s.up, s.down) for s in added.after] == [
+        (("CREATE INDEX p1_ref ON p1 (ref)",), ("DROP INDEX p1_ref",)),
+        (
+            ("ALTER TABLE p1 ADD CONSTRAINT p1_r FOREIGN KEY (ref) REFERENCES r (id)",),
+            ("ALTER TABLE p1 DROP CONSTRAINT p1_r",),
+        ),
+    ]
+    assert [s.up for s in removed.before] == [
+        ("ALTER TABLE p1 DROP CONSTRAINT p1_r",),
+        ("DROP INDEX p1_ref",),
+    ]
+    assert removed.after == ()

@@ -75,7 +75,8 @@ _PUBLIC_RELATION = (
 )
 # one row per fact of the public schema: (kind, key, definition); extensions'
 # own objects and Alembic's table are left out, partitions' copies of their
-# parent's indexes, keys and triggers too
+# parent's indexes, keys and triggers too (a partition's own keys, checks and
+# indexes are facts)
 _FACTS = f"""
 select 'table', c.relname,
        concat_ws(' ', 'partitioned by ' || pg_get_partkeydef(c.oid),
@@ -102,13 +103,15 @@ union all
 select 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
   from pg_constraint k join pg_class c on c.oid = k.conrelid
   join pg_namespace n on n.oid = c.relnamespace
- where {_PUBLIC_RELATION} and not c.relispartition
+ where {_PUBLIC_RELATION}
+   and (not c.relispartition or k.conislocal and k.conparentid = 0)
 union all
 select 'index', x.relname, pg_get_indexdef(i.indexrelid)
   from pg_index i join pg_class c on c.oid = i.indrelid
   join pg_class x on x.oid = i.indexrelid
   join pg_namespace n on n.oid = c.relnamespace
- where {_PUBLIC_RELATION} and not c.relispartition
+ where {_PUBLIC_RELATION}
+   and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
    and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid
                    and k.contype in ('p', 'u', 'x'))
 union all
@@ -171,7 +174,7 @@ select 'partition', c.relname,
        i.inhparent::regclass::text || ' ' || pg_get_expr(c.relpartbound, c.oid)
   from pg_class c join pg_inherits i on i.inhrelid = c.oid
   join pg_namespace n on n.oid = c.relnamespace
- where {_PUBLIC_RELATION} and c.relispartition
+ where {_PUBLIC_RELATION} and c.relispartition and c.relkind in ('r', 'p')
 """
 _SESSION = (
     # names print without schema, time-zoned bounds in UTC, in both databases

@@ -581,7 +581,8 @@ class _SchemaBuilder:
     queries: list[Query] = field(default_factory=list)
     renames: list[Rename] = field(default_factory=list)
     refused: list[tuple[int, int, str]] = field(default_factory=list)
-    partition_details: list[str] = field(default_factory=list)
+    # a partition's own constraint or index by name: (partition, its SQL)
+    partition_objects: dict[str, tuple[str, str]] = field(default_factory=dict)
     # per applied text: the source text and where it starts in the file
     text: str = ""
     first_line: int = 1
@@ -654,15 +655,6 @@ class _SchemaBuilder:
             self._apply_statement(statement, comments)
             previous_end = statement.end
 
-        if self.partition_details:
-            log.warning(
-                "partition_details_ignored",
-                source=self.source,
-                statements=len(self.partition_details),
-                first=self.partition_details[0],
-                reason="a Partition carries only its parent and bound",
-            )
-            self.partition_details = []
         if self.refused:
             line, column, _ = self.refused[0]
             listing = "; ".join(
@@ -1183,13 +1175,14 @@ class _SchemaBuilder:
         if node.objtype == ObjectType.OBJECT_INDEX and all(
             cmd.subtype == AlterTableType.AT_AttachPartition for cmd in commands
         ):
-            self._partition_detail_ignored(name, self._head(statement))
+            for command in commands:
+                self._attach_partition_index(command.def_, statement)
             return
         if node.objtype != ObjectType.OBJECT_TABLE:
             self._refuse(statement.start, f"{self._head(statement)} is not supported")
             return
         if name in self.partitions:
-            self._partition_detail_ignored(name, self._head(statement))
+            self._partition_constraint(name, commands, statement)
             return
         if name not in self.tables and node.missing_ok:
             return
@@ -1437,16 +1430,74 @@ class _SchemaBuilder:
                 "it first",
                 command.name.location,
             )
-        if table.foreign_keys or table.indexes or table.unique_constraints:
-            self._partition_detail_ignored(child, "its own keys and indexes")
+        own = [
+            *(k.name or "a foreign key" for k in table.foreign_keys),
+            *(i.name or "an index" for i in table.indexes),
+            *(u.name or "a unique key" for u in table.unique_constraints),
+            *(c.name or "a check" for c in table.check_constraints),
+        ]
+        if own:
+            # declared while it was a plain table: a Partition keeps only what
+            # is declared on it after it is attached
+            raise self._error(
+                f"ATTACH PARTITION {child}: its own {', '.join(own)} are declared "
+                "before it is attached, which a partition cannot carry; declare "
+                "them after the ATTACH PARTITION statement",
+                command.name.location,
+            )
         del self.tables[child]
         self._attach(parent, child, command.bound, command.name.location)
 
-    def _partition_detail_ignored(self, name: str, head: str) -> None:
-        # pg_dump declares each partition's own indexes and foreign keys; a
-        # Partition carries only its bound, so these are left to the parent's
-        # and reported once per input (see `apply`).
-        self.partition_details.append(f"{name}: {head}")
+    def _partition_definition(
+        self, partition: str, name: str | None, statement: _Statement
+    ) -> None:
+        sql = self.text[statement.start : statement.end].strip().rstrip(";")
+        current = self.partitions[partition]
+        definitions = [*current.definitions, sql]
+        self.partitions[partition] = current.model_copy(
+            update={"definitions": definitions}
+        )
+        if name is not None:
+            self.partition_objects[name] = (partition, sql)
+
+    def _partition_constraint(
+        self, partition: str, commands: list[typing.Any], statement: _Statement
+    ) -> None:
+        kept = [
+            cmd for cmd in commands if cmd.subtype not in IGNORED_ALTER_TABLE_COMMANDS
+        ]
+        if any(cmd.subtype != AlterTableType.AT_AddConstraint for cmd in kept):
+            self._refuse(
+                statement.start,
+                f"{self._head(statement)}: partition {partition} takes only ADD "
+                "CONSTRAINT; change its parent instead",
+            )
+            return
+        names = [cmd.def_.conname for cmd in kept]
+        self._partition_definition(
+            partition, names[0] if len(names) == 1 else None, statement
+        )
+
+    def _attach_partition_index(
+        self, command: ast.PartitionCmd, statement: _Statement
+    ) -> None:
+        # the parent's index creates its copy on each partition by itself, so
+        # the copy pg_dump declares and attaches is not created a second time
+        child = command.name.relname
+        found = self.partition_objects.pop(child, None)
+        if found is None:
+            self._refuse(
+                statement.start,
+                f"{self._head(statement)}: index {child} is not declared on a "
+                "partition",
+            )
+            return
+        partition, sql = found
+        current = self.partitions[partition]
+        definitions = [d for d in current.definitions if d != sql]
+        self.partitions[partition] = current.model_copy(
+            update={"definitions": definitions}
+        )
 
     def _drop_column(
         self, table: Table, column: str, behavior: DropBehavior, at: int
@@ -1543,7 +1594,7 @@ class _SchemaBuilder:
         node: ast.IndexStmt = statement.node
         relation = self._relation_name(node.relation)
         if relation in self.partitions:
-            self._partition_detail_ignored(relation, self._head(statement))
+            self._partition_definition(relation, node.idxname, statement)
             return
         view = self._find_object(("materialized_view",), relation)
         if view is not None and relation not in self.tables:

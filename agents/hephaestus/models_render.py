@@ -192,8 +192,8 @@ def _spec_of(module: ModuleType) -> SchemaSpec:
     ]
     tables = [_table_from_sa(table) for table in metadata.tables.values()]
     partitions = [
-        Partition(name=name, parent=parent, bound=bound)
-        for name, parent, bound in getattr(module, "PARTITIONS", ())
+        Partition(name=name, parent=parent, bound=bound, definitions=list(definitions))
+        for name, parent, bound, *definitions in getattr(module, "PARTITIONS", ())
     ]
     objects = [
         SqlObject(kind=kind, name=name, create=create, drop=drop)
@@ -856,13 +856,19 @@ def _render_create_column_hook(imports: _Imports) -> list[str]:
 def _render_postgresql_records(spec: SchemaSpec) -> list[str]:
     lines: list[str] = []
     if spec.partitions:
-        lines += ["", "", "# partitions, created by the revisions on PostgreSQL only"]
+        lines += [
+            "",
+            "",
+            "# partitions: (name, parent, bound, SQL of its own keys and indexes...),",
+            "# created by the revisions on PostgreSQL only",
+        ]
         lines.append("PARTITIONS = (")
         for partition in spec.partitions:
             record = [
                 repr(partition.name),
                 repr(partition.parent),
                 repr(partition.bound),
+                *(repr(sql) for sql in partition.definitions),
             ]
             lines.extend(_fit("    ", "(", record, "),"))
         lines.append(")")

@@ -151,20 +151,24 @@ select c.relname, p.relname, pg_get_expr(c.relpartbound, c.oid)
  where n.nspname = 'public' and c.relispartition and c.relkind in ('r', 'p')
  order by c.oid
 """
+# a partition's own constraints, not the copies of its parent's (conparentid)
 _CONSTRAINTS = f"""
 select c.relname, k.conname, k.contype, pg_get_constraintdef(k.oid)
   from pg_constraint k join pg_class c on c.oid = k.conrelid
   join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = 'public' and not c.relispartition and k.conislocal
+ where n.nspname = 'public' and k.conislocal and k.conparentid = 0
    and k.contype in ('p', 'u', 'c', 'f', 'x') and {_own("c")}
  order by k.contype = 'f', c.oid, k.contype, k.conname
 """
+# a partition's own indexes, not the copies of its parent's: those are
+# attached to the parent's index (pg_inherits)
 _INDEXES = f"""
 select pg_get_indexdef(i.indexrelid)
   from pg_index i join pg_class c on c.oid = i.indrelid
   join pg_class x on x.oid = i.indexrelid
   join pg_namespace n on n.oid = c.relnamespace
- where n.nspname = 'public' and c.relkind in ('r', 'p', 'm') and not c.relispartition
+ where n.nspname = 'public' and c.relkind in ('r', 'p', 'm')
+   and not exists (select 1 from pg_inherits h where h.inhrelid = i.indexrelid)
    and not exists (select 1 from pg_constraint k where k.conindid = i.indexrelid
                    and k.contype in ('p', 'u', 'x'))
    and {_own("c")}

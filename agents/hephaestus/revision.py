@@ -51,6 +51,7 @@ from sparc.agents.hephaestus.models_render import (
 from sparc.agents.hephaestus.spec import (
     ColumnType,
     Domain,
+    Partition,
     SchemaSpec,
     SqlObject,
     Table,
@@ -127,11 +128,13 @@ def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
     old_partitions = {p.name: p for p in previous.partitions}
     new_partitions = {p.name: p for p in spec.partitions}
     for partition in reversed(previous.partitions):
-        if new_partitions.get(partition.name) != partition:
-            create, drop = _partition_sql(
-                partition.name, partition.parent, partition.bound
-            )
-            before.append(SqlStep((drop,), (create,), f"partition {partition.name}"))
+        kept_partition = new_partitions.get(partition.name)
+        if kept_partition is not None and _same_table(partition, kept_partition):
+            added = _definition_steps(kept_partition, partition)
+            before.extend(SqlStep(s.down, s.up, s.subject) for s in reversed(added))
+        elif kept_partition != partition:
+            create, drop = _partition_sql(partition)
+            before.append(SqlStep(drop, create, f"partition {partition.name}"))
 
     old_domains = {d.name: d for d in previous.domains}
     for domain in spec.domains:
@@ -159,11 +162,12 @@ def postgresql_steps(previous: SchemaSpec, spec: SchemaSpec) -> PostgresqlSteps:
         (before if change.ahead else after).append(step)
 
     for partition in spec.partitions:
-        if old_partitions.get(partition.name) != partition:
-            create, drop = _partition_sql(
-                partition.name, partition.parent, partition.bound
-            )
-            after.append(SqlStep((create,), (drop,), f"partition {partition.name}"))
+        old_partition = old_partitions.get(partition.name)
+        if old_partition is not None and _same_table(old_partition, partition):
+            after.extend(_definition_steps(old_partition, partition))
+        elif old_partition != partition:
+            create, drop = _partition_sql(partition)
+            after.append(SqlStep(create, drop, f"partition {partition.name}"))
 
     for item in spec.objects:
         old = old_objects.get(item.drop)
@@ -228,9 +232,48 @@ def _sequence_step(spec: SchemaSpec, table_name: str, column_name: str) -> SqlSt
     return SqlStep(up, down, f"sequence of {table_name}.{column_name}")
 
 
-def _partition_sql(name: str, parent: str, bound: str) -> tuple[str, str]:
-    create = f"CREATE TABLE {_quote(name)} PARTITION OF {_quote(parent)} {bound}"
-    return create, f"DROP TABLE {_quote(name)}"
+def _partition_sql(partition: Partition) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    name, parent = _quote(partition.name), _quote(partition.parent)
+    create = f"CREATE TABLE {name} PARTITION OF {parent} {partition.bound}"
+    # dropping the partition drops its own keys and indexes with it
+    return (create, *partition.definitions), (f"DROP TABLE {name}",)
+
+
+def _same_table(old: Partition, new: Partition) -> bool:
+    # its rows stay: only its own keys and indexes differ, and each of them
+    # can be dropped by name
+    return (
+        (old.parent, old.bound) == (new.parent, new.bound)
+        and all(_definition_drop(new, sql) for sql in old.definitions)
+        and all(_definition_drop(new, sql) for sql in new.definitions)
+    )
+
+
+_DEFINITION_NAME = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"
+    r"(?P<index>\"[^\"]+\"|\w+)|\bADD\s+CONSTRAINT\s+(?P<constraint>\"[^\"]+\"|\w+)",
+    re.IGNORECASE,
+)
+
+
+def _definition_drop(partition: Partition, sql: str) -> str | None:
+    found = _DEFINITION_NAME.search(sql)
+    if found is None:
+        return None
+    if found["index"] is not None:
+        return f"DROP INDEX {found['index']}"
+    return f"ALTER TABLE {_quote(partition.name)} DROP CONSTRAINT {found['constraint']}"
+
+
+def _definition_steps(old: Partition, new: Partition) -> list[SqlStep]:
+    """Steps adding the keys and indexes of `new` that `old` lacks."""
+    steps = []
+    for sql in new.definitions:
+        if sql not in old.definitions:
+            drop = _definition_drop(new, sql)
+            assert drop is not None
+            steps.append(SqlStep((sql,), (drop,), f"partition {new.name} keys"))
+    return steps
 
 
 def _domain_sql(domain: Domain) -> tuple[str, str]:

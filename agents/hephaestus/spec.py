@@ -206,6 +206,10 @@ class Partition(_Spec):
     parent: str
     # e.g. "FOR VALUES FROM ('2022-01-01') TO ('2022-02-01')"
     bound: str
+    # the partition's own keys, checks and indexes (not those it inherits from
+    # its parent), as SQL run after it is created: "ALTER TABLE p ADD
+    # CONSTRAINT ...", "CREATE INDEX ... ON p ..."
+    definitions: list[str] = Field(default_factory=list)
 
 
 class EnumType(_Spec):
