@@ -606,32 +606,24 @@ def _plan_link(
 
     # when both ends are one class, the two keys cannot tell the ways apart
     same = near is far
-    near.relationships.append(
-        _Relationship(
-            attribute=near_attr,
-            target_class=far.class_name,
-            back_populates=far_attr,
-            many=True,
-            optional=True,
-            secondary=f"lambda: {variable}",
-            primaryjoin=join(first, near) if same else None,
-            secondaryjoin=join(second, far) if same else None,
-            passive_deletes=first.on_delete == "CASCADE",
-        )
+    ends = (
+        (near, near_attr, first, far, far_attr, second),
+        (far, far_attr, second, near, near_attr, first),
     )
-    far.relationships.append(
-        _Relationship(
-            attribute=far_attr,
-            target_class=near.class_name,
-            back_populates=near_attr,
-            many=True,
-            optional=True,
-            secondary=f"lambda: {variable}",
-            primaryjoin=join(second, far) if same else None,
-            secondaryjoin=join(first, near) if same else None,
-            passive_deletes=second.on_delete == "CASCADE",
+    for end, attribute, own_key, other, other_attribute, other_key in ends:
+        end.relationships.append(
+            _Relationship(
+                attribute=attribute,
+                target_class=other.class_name,
+                back_populates=other_attribute,
+                many=True,
+                optional=True,
+                secondary=f"lambda: {variable}",
+                primaryjoin=join(own_key, end) if same else None,
+                secondaryjoin=join(other_key, other) if same else None,
+                passive_deletes=own_key.on_delete == "CASCADE",
+            )
         )
-    )
 
 
 def _plan_relationships(spec: SchemaSpec, names: dict[str, _TableNames]) -> None:
