@@ -191,3 +191,11 @@ def partition_objects(url: str) -> set[tuple[str, str, str]]:
     finally:
         engine.dispose()
     return {(row[0], row[1], row[2]) for row in rows}
+
+
+def server_urls(pg_admin: sa.Engine, mariadb_admin: sa.Engine) -> dict[str, str]:
+    """The `verify:` mapping that sends a forge to both local servers."""
+    return {
+        "postgresql": pg_admin.url.render_as_string(hide_password=False),
+        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
+    }

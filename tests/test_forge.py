@@ -17,7 +17,14 @@ from sparc.agents.hephaestus.spec import EnumType, SchemaSpec
 from sparc.agents.hephaestus.verify import verify_url
 from sparc.errors import VerificationError
 from tests import hephaestus_specs as specs
-from tests.conftest import SCHEMAS, SHARED, ScratchDatabases, libpq_url, psql_file
+from tests.conftest import (
+    SCHEMAS,
+    SHARED,
+    ScratchDatabases,
+    libpq_url,
+    psql_file,
+    server_urls,
+)
 
 PGFACTS = SHARED / "tools" / "pgfacts.py"
 
@@ -222,10 +229,7 @@ def test_verify_urls_run_the_chain_on_each_server(
         return [name for name in names if name.startswith("sparc_verify_")]
 
     before = scratch_names()
-    urls = {
-        "postgresql": pg_admin.url.render_as_string(hide_password=False),
-        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
-    }
+    urls = server_urls(pg_admin, mariadb_admin)
 
     result = forge(
         tmp_path,
@@ -531,10 +535,7 @@ def test_renames_and_dropped_checks_verify_on_each_server(
         "CREATE INDEX ix_pap ON posts (author_id, published_at DESC);"
     )
     parsed = parse_sql(delta, source="delta.sql", base=base.spec)
-    urls = {
-        "postgresql": pg_admin.url.render_as_string(hide_password=False),
-        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
-    }
+    urls = server_urls(pg_admin, mariadb_admin)
 
     result = forge(
         tmp_path,

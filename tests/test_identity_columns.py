@@ -21,7 +21,7 @@ from sparc.agents.hephaestus.reflect import reflect_database, spec_differences
 from sparc.agents.hephaestus.scripts import load_seed_sql, render_seed_sql
 from sparc.agents.hephaestus.spec import Column, IdentityOptions, SchemaSpec
 from sparc.errors import DDLError
-from tests.conftest import ScratchDatabases, libpq_url
+from tests.conftest import ScratchDatabases, libpq_url, server_urls
 
 DDL = """
 CREATE TABLE ledger_entry (
@@ -38,10 +38,7 @@ def test_identity_columns_verify_and_keep_their_options(
     tmp_path: Path, pg_admin: sa.Engine, mariadb_admin: sa.Engine
 ) -> None:
     spec = parse_sql(DDL, source="ledger.sql").spec
-    urls = {
-        "postgresql": pg_admin.url.render_as_string(hide_password=False),
-        "mariadb": mariadb_admin.url.render_as_string(hide_password=False),
-    }
+    urls = server_urls(pg_admin, mariadb_admin)
 
     result = forge(
         tmp_path,
